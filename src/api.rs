@@ -1,0 +1,307 @@
+//! Request validation: keys, PUT bodies and batch bodies into commands.
+//!
+//! Everything a client can get wrong is caught here, before anything reaches
+//! the log, and described by a [`RequestError`] whose text is what the client
+//! sees in `{"error": ...}`.
+
+use percent_encoding::percent_decode_str;
+use serde_json::{Map, Value};
+
+use crate::engine::Command;
+use crate::ttl::{parse_ttl, InvalidTtl};
+use crate::value::StoredValue;
+
+/// Limits on what a request may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest key, in bytes.
+    pub max_key_bytes: usize,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Most operations in one batch.
+    pub max_batch_ops: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_key_bytes: 1024,
+            max_body_bytes: 16 * 1024 * 1024,
+            max_batch_ops: 10_000,
+        }
+    }
+}
+
+/// What is wrong with a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The key is empty.
+    #[error("key must not be empty")]
+    EmptyKey,
+    /// The key is over the limit.
+    #[error("key is {len} bytes, over the limit of {max} bytes")]
+    KeyTooLong {
+        /// The key's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The key's percent-encoding does not decode to UTF-8.
+    #[error("key is not valid percent-encoded UTF-8")]
+    KeyEncoding,
+    /// A batch operation's key is missing or not a string.
+    #[error("\"key\" must be a non-empty string")]
+    KeyNotString,
+    /// The body is not JSON.
+    #[error("request body is not valid JSON: {0}")]
+    InvalidJson(String),
+    /// The body (or a batch operation) is not a JSON object.
+    #[error("{0} must be a JSON object")]
+    NotAnObject(&'static str),
+    /// A set has no `value` member.
+    #[error("missing \"value\" (use null to store null)")]
+    MissingValue,
+    /// The ttl is not a positive integer in range.
+    #[error(transparent)]
+    Ttl(#[from] InvalidTtl),
+    /// A batch body has no `operations` array.
+    #[error("request body must have an \"operations\" array")]
+    OperationsMissing,
+    /// A batch operation has no string `op`.
+    #[error("\"op\" must be one of \"set\", \"get\", \"delete\"")]
+    OpMissing,
+    /// A batch operation's `op` is not known.
+    #[error("unknown op {0:?}")]
+    UnknownOp(String),
+    /// One operation of a batch is invalid.
+    #[error("operations[{index}]: {source}")]
+    BadOperation {
+        /// The operation's index.
+        index: usize,
+        /// What is wrong with it.
+        source: Box<RequestError>,
+    },
+    /// The batch has more operations than allowed.
+    #[error("batch has {count} operations, over the limit of {max}")]
+    TooManyOperations {
+        /// Operations sent.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The body is over the limit.
+    #[error("request body is over the limit of {max} bytes")]
+    BodyTooLarge {
+        /// The limit.
+        max: usize,
+    },
+    /// The body could not be read.
+    #[error("cannot read request body: {0}")]
+    BodyUnreadable(String),
+}
+
+/// Decodes the key part of a `/kv/{key}` path and checks it.
+pub fn decode_key(raw: &str, limits: &Limits) -> Result<String, RequestError> {
+    let key = percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| RequestError::KeyEncoding)?
+        .into_owned();
+    check_key(&key, limits)?;
+    Ok(key)
+}
+
+fn check_key(key: &str, limits: &Limits) -> Result<(), RequestError> {
+    if key.is_empty() {
+        return Err(RequestError::EmptyKey);
+    }
+    if key.len() > limits.max_key_bytes {
+        return Err(RequestError::KeyTooLong {
+            len: key.len(),
+            max: limits.max_key_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// Parses a PUT body (JSON whatever its Content-Type) into a value and ttl.
+pub fn parse_put(body: &[u8]) -> Result<(StoredValue, Option<u64>), RequestError> {
+    let object = parse_object(body, "request body")?;
+    value_and_ttl(&object)
+}
+
+fn parse_object(body: &[u8], what: &'static str) -> Result<Map<String, Value>, RequestError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(_) => Err(RequestError::NotAnObject(what)),
+        Err(err) => Err(RequestError::InvalidJson(err.to_string())),
+    }
+}
+
+fn value_and_ttl(object: &Map<String, Value>) -> Result<(StoredValue, Option<u64>), RequestError> {
+    let value = object.get("value").ok_or(RequestError::MissingValue)?;
+    let ttl = parse_ttl(object.get("ttl"))?;
+    Ok((StoredValue::from_value(value), ttl))
+}
+
+/// Parses and fully validates a batch body before anything is applied.
+pub fn parse_batch(body: &[u8], limits: &Limits) -> Result<Vec<Command>, RequestError> {
+    let mut object = parse_object(body, "request body")?;
+    let operations = match object.remove("operations") {
+        Some(Value::Array(operations)) => operations,
+        _ => return Err(RequestError::OperationsMissing),
+    };
+    if operations.len() > limits.max_batch_ops {
+        return Err(RequestError::TooManyOperations {
+            count: operations.len(),
+            max: limits.max_batch_ops,
+        });
+    }
+    operations
+        .iter()
+        .enumerate()
+        .map(|(index, op)| {
+            parse_operation(op, limits).map_err(|source| RequestError::BadOperation {
+                index,
+                source: Box::new(source),
+            })
+        })
+        .collect()
+}
+
+fn parse_operation(op: &Value, limits: &Limits) -> Result<Command, RequestError> {
+    let object = op
+        .as_object()
+        .ok_or(RequestError::NotAnObject("an operation"))?;
+    let kind = match object.get("op") {
+        Some(Value::String(kind)) => kind.as_str(),
+        _ => return Err(RequestError::OpMissing),
+    };
+    if !matches!(kind, "set" | "get" | "delete") {
+        return Err(RequestError::UnknownOp(kind.to_owned()));
+    }
+    let key = match object.get("key") {
+        Some(Value::String(key)) => key.clone(),
+        _ => return Err(RequestError::KeyNotString),
+    };
+    check_key(&key, limits)?;
+    Ok(match kind {
+        "set" => {
+            let (value, ttl) = value_and_ttl(object)?;
+            Command::Set { key, value, ttl }
+        }
+        "get" => Command::Get { key },
+        _ => Command::Delete { key },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits::default()
+    }
+
+    #[test]
+    fn keys_are_percent_decoded() {
+        assert_eq!(decode_key("a%2Fb", &limits()).unwrap(), "a/b");
+        assert_eq!(decode_key("a/b", &limits()).unwrap(), "a/b");
+        assert_eq!(
+            decode_key("h%C3%A9%20%3F%23%25", &limits()).unwrap(),
+            "hé ?#%"
+        );
+        assert_eq!(decode_key("", &limits()), Err(RequestError::EmptyKey));
+        assert_eq!(decode_key("%FF", &limits()), Err(RequestError::KeyEncoding));
+        let long = "k".repeat(1025);
+        assert!(matches!(
+            decode_key(&long, &limits()),
+            Err(RequestError::KeyTooLong {
+                len: 1025,
+                max: 1024
+            })
+        ));
+    }
+
+    #[test]
+    fn put_bodies() {
+        let (v, ttl) = parse_put(br#"{"value":null,"extra":1}"#).unwrap();
+        assert_eq!((v.json(), ttl), ("null", None));
+        let (v, ttl) = parse_put(br#"{"value":{"b":1,"a":2},"ttl":5}"#).unwrap();
+        assert_eq!((v.json(), ttl), (r#"{"b":1,"a":2}"#, Some(5)));
+        assert_eq!(parse_put(b"{}"), Err(RequestError::MissingValue));
+        assert_eq!(
+            parse_put(b"[1]"),
+            Err(RequestError::NotAnObject("request body"))
+        );
+        assert!(matches!(parse_put(b"{"), Err(RequestError::InvalidJson(_))));
+        assert!(matches!(
+            parse_put(br#"{"value":1,"ttl":0}"#),
+            Err(RequestError::Ttl(_))
+        ));
+    }
+
+    #[test]
+    fn batch_errors_name_the_operation() {
+        let body = br#"{"operations":[{"op":"set","key":"a","value":1},{"op":"get","key":"a"},{"op":"incr","key":"a"}]}"#;
+        let err = parse_batch(body, &limits()).unwrap_err();
+        assert_eq!(err.to_string(), "operations[2]: unknown op \"incr\"");
+
+        for (op, expect) in [
+            (
+                r#"{"op":"set","key":"a"}"#,
+                "operations[0]: missing \"value\"",
+            ),
+            (
+                r#"{"op":"get","key":""}"#,
+                "operations[0]: key must not be empty",
+            ),
+            (
+                r#"{"op":"get","key":7}"#,
+                "operations[0]: \"key\" must be a non-empty string",
+            ),
+            (
+                r#"{"op":"get"}"#,
+                "operations[0]: \"key\" must be a non-empty string",
+            ),
+            (
+                r#"{"key":"a"}"#,
+                "operations[0]: \"op\" must be one of \"set\", \"get\", \"delete\"",
+            ),
+            (
+                r#"{"op":"set","key":"a","value":1,"ttl":-1}"#,
+                "operations[0]: ttl must be",
+            ),
+            ("5", "operations[0]: an operation must be a JSON object"),
+        ] {
+            let body = format!(r#"{{"operations":[{op}]}}"#);
+            let err = parse_batch(body.as_bytes(), &limits())
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(expect), "{op}: {err}");
+        }
+    }
+
+    #[test]
+    fn batch_shapes() {
+        assert_eq!(parse_batch(br#"{"operations":[]}"#, &limits()), Ok(vec![]));
+        assert_eq!(
+            parse_batch(br#"{}"#, &limits()),
+            Err(RequestError::OperationsMissing)
+        );
+        assert_eq!(
+            parse_batch(br#"{"operations":{}}"#, &limits()),
+            Err(RequestError::OperationsMissing)
+        );
+        let small = Limits {
+            max_batch_ops: 1,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            parse_batch(
+                br#"{"operations":[{"op":"get","key":"a"},{"op":"get","key":"b"}]}"#,
+                &small
+            ),
+            Err(RequestError::TooManyOperations { count: 2, max: 1 })
+        ));
+    }
+}

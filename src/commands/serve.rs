@@ -1,0 +1,71 @@
+//! `kvctl serve`: open the data directory, bind, serve until a signal.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+
+use crate::cli::ServeArgs;
+use crate::engine::Db;
+use crate::server;
+
+/// Runs the server until SIGTERM or Ctrl-C.
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let data_dir = args.data_dir.clone();
+    let fsync = args.fsync;
+    let (db, report) = tokio::task::spawn_blocking(move || Db::open(&data_dir, fsync))
+        .await
+        .context("opening the data directory panicked")??;
+    if let Some(torn) = &report.torn {
+        tracing::warn!(
+            "cut a torn tail off {}: {torn}",
+            args.data_dir.join(crate::wal::WAL_FILE).display()
+        );
+    }
+    let addr = SocketAddr::new(args.host, args.port);
+    let listener = server::bind(addr).await?;
+    tracing::info!(
+        "kvctl serving on http://{} (data dir {}, fsync {}); replayed {} records ({} bytes) in {:.1?}, {} live keys",
+        listener.local_addr().unwrap_or(addr),
+        args.data_dir.display(),
+        args.fsync,
+        report.records,
+        report.bytes,
+        report.elapsed,
+        report.keys,
+    );
+    server::serve(listener, db, args.limits(), shutdown_signal())
+        .await
+        .context("serving")?;
+    tracing::info!("stopped cleanly, log synced");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!("cannot listen for SIGTERM: {err}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("Ctrl-C received, shutting down"),
+        () = term => tracing::info!("SIGTERM received, shutting down"),
+    }
+}

@@ -1,0 +1,56 @@
+//! The one place where errors become HTTP statuses and JSON bodies.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::api::RequestError;
+use crate::engine::DbError;
+
+use super::json_response;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed or over a limit.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// The store could not carry out the write.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The key is absent or expired.
+    #[error("key not found")]
+    KeyNotFound,
+    /// No route matches the path.
+    #[error("no such endpoint: {0}")]
+    NoRoute(String),
+    /// The route exists but not for this method.
+    #[error("method {0} is not allowed here")]
+    MethodNotAllowed(String),
+}
+
+impl ApiError {
+    /// The status the error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Request(
+                RequestError::BodyTooLarge { .. } | RequestError::TooManyOperations { .. },
+            ) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Request(_) => StatusCode::BAD_REQUEST,
+            ApiError::Db(DbError::WalWrite(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Db(DbError::Closed) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::KeyNotFound | ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!("answering {status}: {self}");
+        }
+        let body = serde_json::json!({ "error": self.to_string() }).to_string();
+        json_response(status, body)
+    }
+}

@@ -1,0 +1,233 @@
+//! The HTTP layer: routes, thin handlers, and a server with graceful shutdown.
+//!
+//! Handlers only translate between HTTP and the engine: they validate with
+//! [`crate::api`], call [`Db`], and render bodies. Bodies are written by hand
+//! where that avoids re-serialising stored JSON; every one of them is exactly
+//! the contract's shape.
+
+mod error;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use axum::Router;
+use tokio::net::TcpListener;
+
+pub use error::ApiError;
+
+use crate::api::{self, Limits, RequestError};
+use crate::engine::{Command, Db, Outcome};
+
+/// How long shutdown waits for requests in flight before giving up on them.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone)]
+struct AppState {
+    db: Db,
+    limits: Limits,
+}
+
+/// The router of the whole API.
+pub fn app(db: Db, limits: Limits) -> Router {
+    let state = AppState { db, limits };
+    Router::new()
+        .route("/stats", get(stats))
+        .route("/kv", get(list))
+        .route("/kv/", get(empty_key).put(empty_key).delete(empty_key))
+        .route(
+            "/kv/batch",
+            post(batch).get(get_key).put(put_key).delete(delete_key),
+        )
+        .route("/kv/{*key}", get(get_key).put(put_key).delete(delete_key))
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .with_state(state)
+}
+
+/// Serves `db` on `listener` until `shutdown` resolves, then drains requests
+/// in flight (for at most [`DRAIN_TIMEOUT`]) and flushes the log.
+pub async fn serve(
+    listener: TcpListener,
+    db: Db,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+    let signal = async move {
+        shutdown.await;
+        let _ = stopping_tx.send(true);
+    };
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let server = axum::serve(listener, app(db.clone(), limits)).with_graceful_shutdown(signal);
+    let drain_deadline = async move {
+        let _ = stopping_rx.wait_for(|stopping| *stopping).await;
+        tokio::time::sleep(DRAIN_TIMEOUT).await;
+    };
+    tokio::select! {
+        served = server => served?,
+        () = drain_deadline => {
+            tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; stopping anyway");
+        }
+    }
+    db.shutdown().await
+}
+
+/// Binds `addr`, naming the address in the error.
+pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn ok(body: String) -> Response {
+    json_response(StatusCode::OK, body)
+}
+
+const SUCCESS: &str = r#"{"success":true}"#;
+const NOT_FOUND: &str = r#"{"error":"key not found"}"#;
+
+fn key_of(uri: &Uri, limits: &Limits) -> Result<String, ApiError> {
+    let raw = uri.path().strip_prefix("/kv/").unwrap_or_default();
+    Ok(api::decode_key(raw, limits)?)
+}
+
+fn body_of(body: Result<Bytes, BytesRejection>, limits: &Limits) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            RequestError::BodyTooLarge {
+                max: limits.max_body_bytes,
+            }
+        } else {
+            RequestError::BodyUnreadable(rejection.body_text())
+        }
+        .into()
+    })
+}
+
+async fn stats(State(state): State<AppState>) -> Response {
+    let stats = state.db.read(|store, now| store.stats(now));
+    ok(format!(
+        r#"{{"keys":{},"size_bytes":{}}}"#,
+        stats.keys, stats.size_bytes
+    ))
+}
+
+async fn list(State(state): State<AppState>, uri: Uri) -> Response {
+    let prefix = uri
+        .query()
+        .and_then(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(name, _)| name == "prefix")
+                .map(|(_, value)| value.into_owned())
+        })
+        .unwrap_or_default();
+    let body = state.db.read(|store, now| {
+        let mut body = Vec::with_capacity(64);
+        body.extend_from_slice(br#"{"keys":["#);
+        for (i, key) in store.keys_with_prefix(&prefix, now).enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            serde_json::to_writer(&mut body, key).expect("writing to a Vec cannot fail");
+        }
+        body.extend_from_slice(b"]}");
+        body
+    });
+    ok(String::from_utf8(body).expect("JSON of strings is UTF-8"))
+}
+
+async fn get_key(State(state): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+    let key = key_of(&uri, &state.limits)?;
+    state
+        .db
+        .read(|store, now| {
+            store
+                .get(&key, now)
+                .map(|value| format!(r#"{{"value":{}}}"#, value.json()))
+        })
+        .map(ok)
+        .ok_or(ApiError::KeyNotFound)
+}
+
+async fn put_key(
+    State(state): State<AppState>,
+    uri: Uri,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let key = key_of(&uri, &state.limits)?;
+    let body = body_of(body, &state.limits)?;
+    let (value, ttl) = api::parse_put(&body)?;
+    state
+        .db
+        .execute(vec![Command::Set { key, value, ttl }])
+        .await?;
+    Ok(ok(SUCCESS.to_owned()))
+}
+
+async fn delete_key(State(state): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+    let key = key_of(&uri, &state.limits)?;
+    match state.db.execute(vec![Command::Delete { key }]).await?[..] {
+        [Outcome::Done] => Ok(ok(SUCCESS.to_owned())),
+        _ => Err(ApiError::KeyNotFound),
+    }
+}
+
+async fn batch(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body_of(body, &state.limits)?;
+    let commands = api::parse_batch(&body, &state.limits)?;
+    let outcomes = state.db.execute(commands).await?;
+    let mut out = String::with_capacity(16 + outcomes.len() * 20);
+    out.push_str(r#"{"results":["#);
+    for (i, outcome) in outcomes.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match outcome {
+            Outcome::Done => out.push_str(SUCCESS),
+            Outcome::NotFound => out.push_str(NOT_FOUND),
+            Outcome::Value(json) => {
+                out.push_str(r#"{"value":"#);
+                out.push_str(json);
+                out.push('}');
+            }
+        }
+    }
+    out.push_str("]}");
+    Ok(ok(out))
+}
+
+async fn empty_key() -> ApiError {
+    RequestError::EmptyKey.into()
+}
+
+async fn no_route(uri: Uri) -> ApiError {
+    ApiError::NoRoute(uri.path().to_owned())
+}
+
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::MethodNotAllowed(method.to_string())
+}

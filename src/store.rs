@@ -1,0 +1,353 @@
+//! The in-memory state: an ordered map of live values and its expiry index.
+//!
+//! The map is a `BTreeMap`, so listing a prefix is a range scan in byte
+//! order. Keys with a ttl are also in an index ordered by deadline, which
+//! lets the sweeper remove exactly what has expired and lets `stats` discount
+//! expired-but-not-yet-swept keys without walking the map. Every method takes
+//! `now` so the arithmetic is testable without a clock.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+
+use crate::ttl::has_expired;
+use crate::value::StoredValue;
+use crate::wal::{Op, Record};
+
+/// A stored value and when it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The value.
+    pub value: StoredValue,
+    /// Wall-clock deadline in milliseconds, if the key has a ttl.
+    pub deadline_ms: Option<u64>,
+}
+
+impl Entry {
+    fn is_live(&self, now_ms: u64) -> bool {
+        self.deadline_ms.is_none_or(|d| !has_expired(d, now_ms))
+    }
+}
+
+/// What `/stats` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Stats {
+    /// Live keys.
+    pub keys: u64,
+    /// Sum of the live values' sizes.
+    pub size_bytes: u64,
+}
+
+/// The key-value state with its expiry index and counters.
+#[derive(Debug, Default)]
+pub struct Store {
+    map: BTreeMap<Box<str>, Entry>,
+    /// `(deadline, key)` for every key that has a deadline.
+    expiry: BTreeSet<(u64, Box<str>)>,
+    /// Sum of sizes of every entry in `map`, expired or not.
+    size_bytes: u64,
+}
+
+impl Store {
+    /// An empty store.
+    pub fn new() -> Store {
+        Store::default()
+    }
+
+    /// The live value of `key`.
+    pub fn get(&self, key: &str, now_ms: u64) -> Option<&StoredValue> {
+        self.map
+            .get(key)
+            .filter(|e| e.is_live(now_ms))
+            .map(|e| &e.value)
+    }
+
+    /// The live entry of `key`, with its deadline.
+    pub fn entry(&self, key: &str, now_ms: u64) -> Option<&Entry> {
+        self.map.get(key).filter(|e| e.is_live(now_ms))
+    }
+
+    /// Whether `key` is live.
+    pub fn contains(&self, key: &str, now_ms: u64) -> bool {
+        self.get(key, now_ms).is_some()
+    }
+
+    /// Live keys starting with `prefix`, in ascending byte order.
+    pub fn keys_with_prefix<'a>(
+        &'a self,
+        prefix: &'a str,
+        now_ms: u64,
+    ) -> impl Iterator<Item = &'a str> + 'a {
+        self.entries_with_prefix(prefix, now_ms).map(|(k, _)| k)
+    }
+
+    /// Live entries whose key starts with `prefix`, in ascending byte order.
+    pub fn entries_with_prefix<'a>(
+        &'a self,
+        prefix: &'a str,
+        now_ms: u64,
+    ) -> impl Iterator<Item = (&'a str, &'a Entry)> + 'a {
+        self.map
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(move |(k, _)| k.starts_with(prefix))
+            .filter(move |(_, e)| e.is_live(now_ms))
+            .map(|(k, e)| (&**k, e))
+    }
+
+    /// Counts of live keys and their sizes.
+    ///
+    /// Keys past their deadline that the sweeper has not reached yet are
+    /// found through the expiry index, so the cost is proportional to them,
+    /// not to the store.
+    pub fn stats(&self, now_ms: u64) -> Stats {
+        let mut stats = Stats {
+            keys: self.map.len() as u64,
+            size_bytes: self.size_bytes,
+        };
+        for (deadline, key) in &self.expiry {
+            if !has_expired(*deadline, now_ms) {
+                break;
+            }
+            if let Some(entry) = self.map.get(key) {
+                stats.keys -= 1;
+                stats.size_bytes -= entry.value.size();
+            }
+        }
+        stats
+    }
+
+    /// Applies one logged write. A set whose deadline has passed leaves the
+    /// key absent, which is how replay drops expired keys.
+    pub fn apply(&mut self, record: Record, now_ms: u64) {
+        let deadline_ms = record.deadline_ms();
+        match record.op {
+            Op::Set { key, value, .. } => {
+                if deadline_ms.is_some_and(|d| has_expired(d, now_ms)) {
+                    self.remove(&key);
+                } else {
+                    self.insert(key.into_boxed_str(), value, deadline_ms);
+                }
+            }
+            Op::Delete { key } => {
+                self.remove(&key);
+            }
+        }
+    }
+
+    /// Inserts or replaces a value with its deadline.
+    pub fn insert(&mut self, key: Box<str>, value: StoredValue, deadline_ms: Option<u64>) {
+        self.size_bytes += value.size();
+        let key = match self.map.get_mut(&key) {
+            Some(old) => {
+                self.size_bytes -= old.value.size();
+                let old_deadline = old.deadline_ms;
+                *old = Entry { value, deadline_ms };
+                let key = self.unindex(key, old_deadline);
+                if let Some(deadline) = deadline_ms {
+                    self.expiry.insert((deadline, key));
+                }
+                return;
+            }
+            None => key,
+        };
+        if let Some(deadline) = deadline_ms {
+            self.expiry.insert((deadline, key.clone()));
+        }
+        self.map.insert(key, Entry { value, deadline_ms });
+    }
+
+    /// Removes a key, live or expired. Returns whether it was present.
+    pub fn remove(&mut self, key: &str) -> bool {
+        match self.map.remove_entry(key) {
+            Some((key, entry)) => {
+                self.size_bytes -= entry.value.size();
+                self.unindex(key, entry.deadline_ms);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops `key`'s expiry index entry for `deadline`, handing the key back.
+    fn unindex(&mut self, key: Box<str>, deadline: Option<u64>) -> Box<str> {
+        match deadline {
+            Some(deadline) => {
+                let probe = (deadline, key);
+                self.expiry.remove(&probe);
+                probe.1
+            }
+            None => key,
+        }
+    }
+
+    /// Removes up to `limit` keys whose deadline has passed; returns how many.
+    pub fn sweep(&mut self, now_ms: u64, limit: usize) -> usize {
+        let mut removed = 0;
+        while removed < limit {
+            match self.expiry.first() {
+                Some((deadline, _)) if has_expired(*deadline, now_ms) => {}
+                _ => break,
+            }
+            let (deadline, key) = self.expiry.pop_first().expect("checked non-empty");
+            // The index only holds current deadlines; the check keeps a
+            // stale entry from ever removing a newer value.
+            if self
+                .map
+                .get(&key)
+                .is_some_and(|e| e.deadline_ms == Some(deadline))
+            {
+                let entry = self.map.remove(&key).expect("present");
+                self.size_bytes -= entry.value.size();
+            }
+            removed += 1;
+        }
+        removed
+    }
+
+    /// The earliest deadline in the store, expired or not.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.expiry.first().map(|(d, _)| *d)
+    }
+
+    /// Every entry in the map, including expired ones not yet swept.
+    pub fn len_including_expired(&self) -> usize {
+        self.map.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn val(v: serde_json::Value) -> StoredValue {
+        StoredValue::from_value(&v)
+    }
+
+    fn set(key: &str, v: serde_json::Value, ttl: Option<u64>, ts: u64) -> Record {
+        Record {
+            op: Op::Set {
+                key: key.into(),
+                value: val(v),
+                ttl,
+            },
+            timestamp_ms: ts,
+            batch: None,
+        }
+    }
+
+    #[test]
+    fn counters_follow_overwrites_and_deletes() {
+        let mut s = Store::new();
+        s.apply(set("a", json!("héllo"), None, 0), 0);
+        s.apply(set("b", json!({"a": 1}), None, 0), 0);
+        assert_eq!(
+            s.stats(0),
+            Stats {
+                keys: 2,
+                size_bytes: 13
+            }
+        );
+        s.apply(set("a", json!(42), None, 0), 0);
+        assert_eq!(
+            s.stats(0),
+            Stats {
+                keys: 2,
+                size_bytes: 9
+            }
+        );
+        assert!(s.remove("b"));
+        assert!(!s.remove("b"));
+        assert_eq!(
+            s.stats(0),
+            Stats {
+                keys: 1,
+                size_bytes: 2
+            }
+        );
+    }
+
+    #[test]
+    fn expired_keys_are_invisible_before_the_sweep() {
+        let mut s = Store::new();
+        s.apply(set("t", json!("xyz"), Some(2), 1_000), 1_000);
+        s.apply(set("p", json!("q"), None, 1_000), 1_000);
+        assert!(s.contains("t", 2_999));
+        assert!(!s.contains("t", 3_000));
+        assert_eq!(s.keys_with_prefix("", 3_000).collect::<Vec<_>>(), ["p"]);
+        assert_eq!(
+            s.stats(2_999),
+            Stats {
+                keys: 2,
+                size_bytes: 4
+            }
+        );
+        assert_eq!(
+            s.stats(3_000),
+            Stats {
+                keys: 1,
+                size_bytes: 1
+            }
+        );
+        assert_eq!(s.len_including_expired(), 2);
+        assert_eq!(s.sweep(3_000, 100), 1);
+        assert_eq!(s.len_including_expired(), 1);
+        assert_eq!(
+            s.stats(3_000),
+            Stats {
+                keys: 1,
+                size_bytes: 1
+            }
+        );
+    }
+
+    #[test]
+    fn overwrite_replaces_the_ttl() {
+        let mut s = Store::new();
+        s.apply(set("k", json!(1), Some(1), 0), 0);
+        s.apply(set("k", json!(2), None, 500), 500);
+        assert_eq!(s.get("k", 10_000).map(StoredValue::json), Some("2"));
+        assert_eq!(s.next_deadline(), None);
+        assert_eq!(s.sweep(10_000, 10), 0);
+
+        s.apply(set("k", json!(3), Some(5), 1_000), 1_000);
+        s.apply(set("k", json!(4), Some(1), 1_000), 1_000);
+        assert_eq!(s.next_deadline(), Some(2_000));
+        assert!(!s.contains("k", 2_000));
+    }
+
+    #[test]
+    fn replaying_an_expired_set_leaves_the_key_absent() {
+        let mut s = Store::new();
+        s.apply(set("k", json!("old"), None, 0), 0);
+        s.apply(set("k", json!("new"), Some(1), 0), 5_000);
+        assert!(!s.contains("k", 5_000));
+        assert_eq!(s.stats(5_000), Stats::default());
+        assert_eq!(s.len_including_expired(), 0);
+    }
+
+    #[test]
+    fn sweep_respects_its_limit() {
+        let mut s = Store::new();
+        for i in 0..10 {
+            s.apply(set(&format!("k{i}"), json!(i), Some(1), 0), 0);
+        }
+        assert_eq!(s.sweep(1_000, 4), 4);
+        assert_eq!(s.sweep(1_000, 100), 6);
+        assert_eq!(s.len_including_expired(), 0);
+        assert_eq!(s.stats(1_000), Stats::default());
+    }
+
+    #[test]
+    fn prefix_listing_is_a_sorted_range() {
+        let mut s = Store::new();
+        for k in ["user:2", "user:10", "config", "user:1", "users", "usa"] {
+            s.apply(set(k, json!(null), None, 0), 0);
+        }
+        assert_eq!(
+            s.keys_with_prefix("user:", 0).collect::<Vec<_>>(),
+            ["user:1", "user:10", "user:2"]
+        );
+        assert_eq!(s.keys_with_prefix("", 0).count(), 6);
+        assert_eq!(s.keys_with_prefix("zzz", 0).count(), 0);
+    }
+}

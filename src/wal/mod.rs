@@ -1,0 +1,434 @@
+//! The write-ahead log: the file, its lock, replay with tail repair, appends.
+//!
+//! `<data dir>/wal.log` is the only durable state. The server holds an
+//! exclusive lock on it for its whole life, so one process at a time owns a
+//! data directory; offline tools (`kvctl wal compact`, offline `put`) take
+//! the same lock.
+
+pub mod record;
+pub mod replay;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub use record::{BatchMark, DecodeError, Op, Record};
+pub use replay::{CorruptLog, LinePos, Scan, ScanError, TornTail};
+
+/// The log's file name inside the data directory.
+pub const WAL_FILE: &str = "wal.log";
+
+/// When appended records are forced to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FsyncPolicy {
+    /// fdatasync before every acknowledgement; concurrent writers share one.
+    Always,
+    /// fdatasync once a second: a crash loses at most the last second.
+    Interval,
+    /// Leave flushing to the OS: a crash of the machine can lose recent writes.
+    Never,
+}
+
+impl std::fmt::Display for FsyncPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FsyncPolicy::Always => "always",
+            FsyncPolicy::Interval => "interval",
+            FsyncPolicy::Never => "never",
+        })
+    }
+}
+
+/// Why the log could not be opened or used.
+#[derive(Debug, thiserror::Error)]
+pub enum WalError {
+    /// The data directory could not be created.
+    #[error("cannot create data directory {}: {source}", path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The log file could not be opened.
+    #[error("cannot open {}: {source}", path.display())]
+    Open {
+        /// The log file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// Another process holds the data directory.
+    #[error("data directory {} is in use by another kvctl process (lock held on {})", dir.display(), path.display())]
+    InUse {
+        /// The data directory.
+        dir: PathBuf,
+        /// The locked log file.
+        path: PathBuf,
+    },
+    /// The log is unreadable or corrupt.
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    /// Any other I/O failure on the log.
+    #[error("{context} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        context: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+}
+
+/// An exclusively locked log file. The lock lasts as long as the value.
+#[derive(Debug)]
+pub struct LockedLog {
+    file: File,
+    path: PathBuf,
+    dir: PathBuf,
+}
+
+impl LockedLog {
+    /// Creates the data directory if needed, opens its log and locks it.
+    pub fn open(dir: &Path) -> Result<LockedLog, WalError> {
+        fs::create_dir_all(dir).map_err(|source| WalError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join(WAL_FILE);
+        // A compaction renames a new file over the log; retry if the file we
+        // locked is no longer the one the path names.
+        for _ in 0..8 {
+            let created = !path.exists();
+            let file = OpenOptions::new()
+                .read(true)
+                .append(true)
+                .create(true)
+                .open(&path)
+                .map_err(|source| WalError::Open {
+                    path: path.clone(),
+                    source,
+                })?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(WalError::InUse {
+                        dir: dir.to_path_buf(),
+                        path,
+                    })
+                }
+                Err(fs::TryLockError::Error(source)) => {
+                    return Err(WalError::Io {
+                        context: "cannot lock",
+                        path,
+                        source,
+                    })
+                }
+            }
+            if same_file(&file, &path) {
+                if created {
+                    sync_dir(dir).map_err(|source| WalError::Io {
+                        context: "cannot sync directory",
+                        path: dir.to_path_buf(),
+                        source,
+                    })?;
+                }
+                return Ok(LockedLog {
+                    file,
+                    path,
+                    dir: dir.to_path_buf(),
+                });
+            }
+        }
+        Err(WalError::InUse {
+            dir: dir.to_path_buf(),
+            path,
+        })
+    }
+
+    /// The log file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The locked file.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Replays the log into `visit`, cuts a torn tail off and ends the file
+    /// with a newline, leaving it ready for appends. A corrupt log is left
+    /// untouched.
+    pub fn recover(
+        &mut self,
+        visit: impl FnMut(Record, LinePos),
+        progress: impl FnMut(u64),
+    ) -> Result<Scan, WalError> {
+        let io_err = |context, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| WalError::Io {
+                context,
+                path,
+                source,
+            }
+        };
+        (&self.file)
+            .seek(SeekFrom::Start(0))
+            .map_err(io_err("cannot read", &self.path))?;
+        let reader = BufReader::with_capacity(1 << 20, &self.file);
+        let scan = replay::scan(reader, &self.path, visit, progress)?;
+        let mut changed = false;
+        if scan.valid_len < scan.bytes {
+            self.file
+                .set_len(scan.valid_len)
+                .map_err(io_err("cannot cut the torn tail off", &self.path))?;
+            changed = true;
+        }
+        if scan.valid_len > 0 && !self.ends_with_newline(scan.valid_len)? {
+            (&self.file)
+                .write_all(b"\n")
+                .map_err(io_err("cannot append to", &self.path))?;
+            changed = true;
+        }
+        if changed {
+            self.file
+                .sync_data()
+                .map_err(io_err("cannot sync", &self.path))?;
+        }
+        Ok(scan)
+    }
+
+    fn ends_with_newline(&self, len: u64) -> Result<bool, WalError> {
+        use std::os::unix::fs::FileExt;
+        let mut last = [0u8; 1];
+        self.file
+            .read_exact_at(&mut last, len - 1)
+            .map_err(|source| WalError::Io {
+                context: "cannot read",
+                path: self.path.clone(),
+                source,
+            })?;
+        Ok(last[0] == b'\n')
+    }
+
+    /// Turns the recovered log into an appender with the given policy.
+    pub fn into_appender(self, policy: FsyncPolicy) -> Result<Appender, WalError> {
+        let len = self
+            .file
+            .metadata()
+            .map_err(|source| WalError::Io {
+                context: "cannot stat",
+                path: self.path.clone(),
+                source,
+            })?
+            .len();
+        let syncer = match policy {
+            FsyncPolicy::Interval => Some(IntervalSyncer::start(&self.file, &self.path)?),
+            _ => None,
+        };
+        Ok(Appender {
+            log: self,
+            len,
+            policy,
+            rollback_pending: false,
+            syncer,
+        })
+    }
+}
+
+/// Appends whole groups of records to a recovered log.
+#[derive(Debug)]
+pub struct Appender {
+    log: LockedLog,
+    /// Length of the file up to the last group that was written completely.
+    len: u64,
+    policy: FsyncPolicy,
+    /// A failed group could not be cut off yet; cut it before the next one.
+    rollback_pending: bool,
+    syncer: Option<IntervalSyncer>,
+}
+
+impl Appender {
+    /// Writes `buf` (whole lines) in one call and syncs it per policy.
+    ///
+    /// On failure the file is cut back to where it was, so a later append
+    /// never lands after half a group.
+    pub fn append(&mut self, buf: &[u8]) -> io::Result<()> {
+        if self.rollback_pending {
+            self.log.file.set_len(self.len)?;
+            self.rollback_pending = false;
+        }
+        let result = (&self.log.file)
+            .write_all(buf)
+            .and_then(|()| match self.policy {
+                FsyncPolicy::Always => self.log.file.sync_data(),
+                FsyncPolicy::Interval => {
+                    if let Some(syncer) = &self.syncer {
+                        syncer.dirty.store(true, Ordering::Release);
+                    }
+                    Ok(())
+                }
+                FsyncPolicy::Never => Ok(()),
+            });
+        match result {
+            Ok(()) => {
+                self.len += buf.len() as u64;
+                Ok(())
+            }
+            Err(err) => {
+                if self.log.file.set_len(self.len).is_err() {
+                    self.rollback_pending = true;
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Forces everything written so far to disk, whatever the policy.
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.log.file.sync_all()
+    }
+
+    /// The log file's path.
+    pub fn path(&self) -> &Path {
+        &self.log.path
+    }
+
+    /// The policy appends follow.
+    pub fn policy(&self) -> FsyncPolicy {
+        self.policy
+    }
+}
+
+/// Syncs the log once a second when something was appended since.
+#[derive(Debug)]
+struct IntervalSyncer {
+    dirty: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl IntervalSyncer {
+    fn start(file: &File, path: &Path) -> Result<IntervalSyncer, WalError> {
+        let file = file.try_clone().map_err(|source| WalError::Io {
+            context: "cannot reopen",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let dirty = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (thread_dirty, thread_stop) = (dirty.clone(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name("wal-interval-sync".into())
+            .spawn(move || {
+                while !thread_stop.load(Ordering::Acquire) {
+                    std::thread::park_timeout(Duration::from_secs(1));
+                    if thread_dirty.swap(false, Ordering::AcqRel) {
+                        if let Err(err) = file.sync_data() {
+                            tracing::warn!("interval fsync of the WAL failed: {err}");
+                            thread_dirty.store(true, Ordering::Release);
+                        }
+                    }
+                }
+            })
+            .map_err(|source| WalError::Io {
+                context: "cannot start the sync thread for",
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(IntervalSyncer {
+            dirty,
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for IntervalSyncer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
+}
+
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Makes a directory entry change (create, rename) durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_lock_on_a_dir_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = LockedLog::open(dir.path()).unwrap();
+        match LockedLog::open(dir.path()) {
+            Err(WalError::InUse { .. }) => {}
+            other => panic!("expected InUse, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn recover_cuts_torn_tail_and_adds_missing_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(WAL_FILE);
+        let good = "{\"op\":\"set\",\"key\":\"a\",\"value\":1,\"timestamp\":1}";
+        fs::write(&path, format!("{good}\n{good}\n{{\"op\":\"se")).unwrap();
+        let mut log = LockedLog::open(dir.path()).unwrap();
+        let scan = log.recover(|_, _| {}, |_| {}).unwrap();
+        assert_eq!(scan.records, 2);
+        assert!(scan.torn.is_some());
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            format!("{good}\n{good}\n")
+        );
+        drop(log);
+
+        fs::write(&path, good).unwrap();
+        let mut log = LockedLog::open(dir.path()).unwrap();
+        log.recover(|_, _| {}, |_| {}).unwrap();
+        let mut appender = log.into_appender(FsyncPolicy::Always).unwrap();
+        appender.append(format!("{good}\n").as_bytes()).unwrap();
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            format!("{good}\n{good}\n")
+        );
+    }
+
+    #[test]
+    fn corrupt_log_is_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(WAL_FILE);
+        let content = "{\"op\":\"set\",\"key\":\"a\",\"value\":1,\"timestamp\":1}\nnope\n{\"op\":\"delete\",\"key\":\"a\",\"timestamp\":2}";
+        fs::write(&path, content).unwrap();
+        let mut log = LockedLog::open(dir.path()).unwrap();
+        assert!(matches!(
+            log.recover(|_, _| {}, |_| {}),
+            Err(WalError::Scan(ScanError::Corrupt(_)))
+        ));
+        assert_eq!(fs::read_to_string(&path).unwrap(), content);
+    }
+}

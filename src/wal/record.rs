@@ -1,0 +1,324 @@
+//! The WAL line codec: one JSON object per line, in the contract's shapes.
+//!
+//! ```text
+//! {"op":"set","key":K,"value":V,"ttl":N,"timestamp":T}
+//! {"op":"delete","key":K,"timestamp":T}
+//! ```
+//! `ttl` is written only when given; `timestamp` is Unix seconds with
+//! millisecond precision (`1764129000.123`). The lines of a batch that writes
+//! more than one record also carry `"batch":ID,"batch_len":N`, so that replay
+//! can apply a batch only when all N of its lines are present. Decoding is
+//! lenient the way the contract asks: integer or fractional timestamps, `ttl`
+//! absent or null, unknown members ignored.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+
+use crate::ttl::deadline_ms;
+use crate::value::StoredValue;
+
+/// One write as the log records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Set `key` to `value`, expiring `ttl` seconds after the record's timestamp.
+    Set {
+        key: String,
+        value: StoredValue,
+        ttl: Option<u64>,
+    },
+    /// Remove `key`.
+    Delete { key: String },
+}
+
+/// Marks a line as one of `len` lines written by one batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchMark {
+    /// Identifies the batch among its neighbours in the log.
+    pub id: u64,
+    /// How many lines the batch wrote.
+    pub len: u32,
+}
+
+/// One line of the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// What the record does.
+    pub op: Op,
+    /// Wall-clock write time in milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// Present on each line of a multi-write batch.
+    pub batch: Option<BatchMark>,
+}
+
+/// Why a line is not a record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DecodeError(pub String);
+
+impl Record {
+    /// The key the record writes.
+    pub fn key(&self) -> &str {
+        match &self.op {
+            Op::Set { key, .. } | Op::Delete { key } => key,
+        }
+    }
+
+    /// When the value a `set` writes expires, if it does.
+    pub fn deadline_ms(&self) -> Option<u64> {
+        match &self.op {
+            Op::Set { ttl: Some(ttl), .. } => Some(deadline_ms(self.timestamp_ms, *ttl)),
+            _ => None,
+        }
+    }
+
+    /// Appends the record's line, newline included, to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let (op, key) = match &self.op {
+            Op::Set { key, .. } => ("set", key),
+            Op::Delete { key } => ("delete", key),
+        };
+        out.extend_from_slice(b"{\"op\":\"");
+        out.extend_from_slice(op.as_bytes());
+        out.extend_from_slice(b"\",\"key\":");
+        serde_json::to_writer(&mut *out, key).expect("writing to a Vec cannot fail");
+        if let Op::Set { value, ttl, .. } = &self.op {
+            out.extend_from_slice(b",\"value\":");
+            out.extend_from_slice(value.json().as_bytes());
+            if let Some(ttl) = ttl {
+                push_fmt(out, format_args!(",\"ttl\":{ttl}"));
+            }
+        }
+        push_fmt(
+            out,
+            format_args!(
+                ",\"timestamp\":{}.{:03}",
+                self.timestamp_ms / 1000,
+                self.timestamp_ms % 1000
+            ),
+        );
+        if let Some(mark) = self.batch {
+            push_fmt(
+                out,
+                format_args!(",\"batch\":{},\"batch_len\":{}", mark.id, mark.len),
+            );
+        }
+        out.extend_from_slice(b"}\n");
+    }
+
+    /// The record's line as a string, newline included.
+    pub fn encode(&self) -> String {
+        let mut out = Vec::new();
+        self.encode_into(&mut out);
+        String::from_utf8(out).expect("records encode to UTF-8")
+    }
+
+    /// Parses one line (without its newline).
+    pub fn decode(line: &[u8]) -> Result<Record, DecodeError> {
+        let text =
+            std::str::from_utf8(line).map_err(|e| DecodeError(format!("not valid UTF-8: {e}")))?;
+        let raw: RawRecord<'_> =
+            serde_json::from_str(text).map_err(|e| DecodeError(format!("not a record: {e}")))?;
+        let timestamp_ms = match &raw.timestamp {
+            Some(ts) => Some(timestamp_to_ms(ts)?),
+            None => None,
+        };
+        let key = raw.key.into_owned();
+        let op = match raw.op.as_ref() {
+            "set" => {
+                let value = raw
+                    .value
+                    .ok_or_else(|| DecodeError("a set record needs a \"value\"".into()))?;
+                let value = StoredValue::from_json_text(value.get())
+                    .ok_or_else(|| DecodeError("\"value\" is not valid JSON".into()))?;
+                if raw.ttl.is_some() && timestamp_ms.is_none() {
+                    return Err(DecodeError(
+                        "a set record with a ttl needs a \"timestamp\"".into(),
+                    ));
+                }
+                Op::Set {
+                    key,
+                    value,
+                    ttl: raw.ttl,
+                }
+            }
+            "delete" => Op::Delete { key },
+            other => return Err(DecodeError(format!("unknown op {other:?}"))),
+        };
+        let batch = match (raw.batch, raw.batch_len) {
+            (Some(id), Some(len)) if len >= 1 => Some(BatchMark { id, len }),
+            (None, None) => None,
+            _ => {
+                return Err(DecodeError(
+                    "\"batch\" and \"batch_len\" must come together".into(),
+                ))
+            }
+        };
+        Ok(Record {
+            op,
+            timestamp_ms: timestamp_ms.unwrap_or(0),
+            batch,
+        })
+    }
+}
+
+fn push_fmt(out: &mut Vec<u8>, args: std::fmt::Arguments<'_>) {
+    let mut s = String::new();
+    s.write_fmt(args)
+        .expect("formatting into a String cannot fail");
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn timestamp_to_ms(ts: &serde_json::Number) -> Result<u64, DecodeError> {
+    if let Some(secs) = ts.as_u64() {
+        return secs
+            .checked_mul(1000)
+            .ok_or_else(|| DecodeError(format!("timestamp {ts} is out of range")));
+    }
+    match ts.as_f64() {
+        Some(secs) if secs.is_finite() && secs >= 0.0 && secs < (u64::MAX / 1000) as f64 => {
+            Ok((secs * 1000.0).round() as u64)
+        }
+        _ => Err(DecodeError(format!(
+            "timestamp {ts} is not a non-negative number of seconds"
+        ))),
+    }
+}
+
+#[derive(Deserialize)]
+struct RawRecord<'a> {
+    #[serde(borrow)]
+    op: Cow<'a, str>,
+    #[serde(borrow)]
+    key: Cow<'a, str>,
+    /// `null` is a value; only a missing member is `None`.
+    #[serde(default, borrow, deserialize_with = "present")]
+    value: Option<&'a RawValue>,
+    #[serde(default)]
+    ttl: Option<u64>,
+    #[serde(default)]
+    timestamp: Option<serde_json::Number>,
+    #[serde(default)]
+    batch: Option<u64>,
+    #[serde(default)]
+    batch_len: Option<u32>,
+}
+
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn set(key: &str, value: serde_json::Value, ttl: Option<u64>, ts: u64) -> Record {
+        Record {
+            op: Op::Set {
+                key: key.into(),
+                value: StoredValue::from_value(&value),
+                ttl,
+            },
+            timestamp_ms: ts,
+            batch: None,
+        }
+    }
+
+    #[test]
+    fn encodes_the_contract_shapes() {
+        assert_eq!(
+            set("user:1", json!("Alice"), Some(300), 1_764_129_000_123).encode(),
+            "{\"op\":\"set\",\"key\":\"user:1\",\"value\":\"Alice\",\"ttl\":300,\"timestamp\":1764129000.123}\n"
+        );
+        assert_eq!(
+            set("k", json!({"b":1,"a":null}), None, 5).encode(),
+            "{\"op\":\"set\",\"key\":\"k\",\"value\":{\"b\":1,\"a\":null},\"timestamp\":0.005}\n"
+        );
+        let delete = Record {
+            op: Op::Delete {
+                key: "user:2".into(),
+            },
+            timestamp_ms: 1_764_129_001_000,
+            batch: None,
+        };
+        assert_eq!(
+            delete.encode(),
+            "{\"op\":\"delete\",\"key\":\"user:2\",\"timestamp\":1764129001.000}\n"
+        );
+    }
+
+    #[test]
+    fn round_trips_every_kind_of_record() {
+        let mut batched = set("a\"b\n/ü", json!([1, 2.5, "x"]), Some(7), 1_764_129_000_999);
+        batched.batch = Some(BatchMark { id: 42, len: 3 });
+        let records = [
+            set("k", json!(null), None, 1),
+            set("k", json!(18446744073709551615u64), None, 1_764_129_000_000),
+            batched,
+            Record {
+                op: Op::Delete { key: "gone".into() },
+                timestamp_ms: 1_764_129_000_001,
+                batch: Some(BatchMark { id: 1, len: 2 }),
+            },
+        ];
+        for record in records {
+            let line = record.encode();
+            let decoded = Record::decode(line.trim_end_matches('\n').as_bytes()).unwrap();
+            assert_eq!(decoded, record, "line {line}");
+        }
+    }
+
+    #[test]
+    fn accepts_hand_written_lines() {
+        let r =
+            Record::decode(br#"{"op":"set","key":"a","value":1,"ttl":300,"timestamp":1234567890}"#)
+                .unwrap();
+        assert_eq!(r.timestamp_ms, 1_234_567_890_000);
+        assert_eq!(r.deadline_ms(), Some(1_234_568_190_000));
+
+        let r = Record::decode(
+            br#"{"timestamp":1234567890.5,"extra":[1],"op":"set","key":"a","value":{ "x" : 1 },"ttl":null}"#,
+        )
+        .unwrap();
+        assert_eq!(r.timestamp_ms, 1_234_567_890_500);
+        assert_eq!(r.deadline_ms(), None);
+        match r.op {
+            Op::Set { value, .. } => assert_eq!(value.json(), r#"{"x":1}"#),
+            _ => panic!("expected a set"),
+        }
+
+        let r = Record::decode(br#"{"op":"set","key":"n","value":null}"#).unwrap();
+        assert!(matches!(r.op, Op::Set { ref value, .. } if value.json() == "null"));
+
+        let r = Record::decode(br#"{"op":"delete","key":"a\u00e9","timestamp":1}"#).unwrap();
+        assert_eq!(r.key(), "aé");
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_record() {
+        for line in [
+            &br#"{"op":"set","key":"x","va"#[..],
+            br#"{"op":"set","key":"x","timestamp":1}"#,
+            br#"{"op":"incr","key":"x","timestamp":1}"#,
+            br#"{"op":"delete","timestamp":1}"#,
+            br#"{"op":"set","key":"x","value":1,"ttl":-1,"timestamp":1}"#,
+            br#"{"op":"set","key":"x","value":1,"ttl":1.5,"timestamp":1}"#,
+            br#"{"op":"set","key":"x","value":1,"ttl":5}"#,
+            br#"{"op":"set","key":"x","value":1,"timestamp":-3}"#,
+            br#"{"op":"set","key":"x","value":1,"timestamp":"now"}"#,
+            br#"{"op":"set","key":"x","value":1,"timestamp":1,"batch":3}"#,
+            b"123",
+            b"\x00\x00\x00",
+            b"\xff\xfe",
+        ] {
+            assert!(
+                Record::decode(line).is_err(),
+                "{:?} should be refused",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+}
