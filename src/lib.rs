@@ -17,6 +17,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod client;
 pub mod commands;
 pub mod engine;
 pub mod server;

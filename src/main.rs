@@ -24,7 +24,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("kvctl: {err:#}");
+            report(&format!("{err:#}"));
             ExitCode::FAILURE
         }
     }
@@ -45,10 +45,17 @@ fn usage_error(err: clap::Error) -> ExitCode {
             let text = err.to_string();
             let first = text.lines().next().unwrap_or("invalid arguments");
             let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("kvctl: {first} (see kvctl --help)");
+            report(&format!("{first} (see kvctl --help)"));
             ExitCode::from(2)
         }
     }
+}
+
+/// Prints a fatal error on one line; a stderr that cannot be written to is
+/// no reason to panic.
+fn report(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "kvctl: {message}");
 }
 
 fn init_logging(flag: Option<&str>, default: &str) {
@@ -60,6 +67,9 @@ fn init_logging(flag: Option<&str>, default: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Reporting a failed log write goes to stderr too and would panic
+        // when stderr itself is the problem (a full disk): drop the line.
+        .log_internal_errors(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }

@@ -1,0 +1,324 @@
+//! A typed HTTP client for a running `kvctl serve`, used by the CLI and tests.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode, Uri};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde_json::Value;
+
+use crate::store::Stats;
+
+/// Characters left as they are in a key: RFC 3986's unreserved set.
+const KEY_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// The address used when neither `--server` nor `KVCTL_SERVER` is given.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+
+/// Why a request did not get the answer it wanted.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server URL is not usable.
+    #[error("invalid server URL {url:?}: {reason}")]
+    BadUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The server could not be reached.
+    #[error("cannot reach the server at {server}: {reason}")]
+    Unreachable {
+        /// The server's base URL.
+        server: String,
+        /// The connection error.
+        reason: String,
+    },
+    /// The server answered with an error.
+    #[error("server answered {status}: {message}")]
+    Rejected {
+        /// The HTTP status.
+        status: StatusCode,
+        /// The `error` member of its body, or the body itself.
+        message: String,
+    },
+    /// The server's answer is not what the API promises.
+    #[error("unexpected answer from the server: {0}")]
+    BadResponse(String),
+}
+
+/// A raw answer: status and body.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The body's bytes.
+    pub body: Bytes,
+}
+
+impl Answer {
+    /// The body parsed as JSON.
+    pub fn json(&self) -> Result<Value, ClientError> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| ClientError::BadResponse(format!("body is not JSON ({e})")))
+    }
+
+    fn into_rejection(self) -> ClientError {
+        let message = match self.json() {
+            Ok(Value::Object(mut o)) => match o.remove("error") {
+                Some(Value::String(s)) => s,
+                _ => String::from_utf8_lossy(&self.body).into_owned(),
+            },
+            _ => String::from_utf8_lossy(&self.body).into_owned(),
+        };
+        ClientError::Rejected {
+            status: self.status,
+            message,
+        }
+    }
+}
+
+/// A client bound to one server.
+#[derive(Clone, Debug)]
+pub struct Client {
+    base: String,
+    http: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
+    timeout: Duration,
+}
+
+impl Client {
+    /// A client for the server at `url` (`http://host:port`).
+    pub fn new(url: &str) -> Result<Client, ClientError> {
+        let bad = |reason: &str| ClientError::BadUrl {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let uri: Uri = url
+            .parse()
+            .map_err(|e: hyper::http::uri::InvalidUri| bad(&e.to_string()))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some(other) => return Err(bad(&format!("scheme {other} is not supported, use http"))),
+            None => return Err(bad("it needs a scheme, like http://127.0.0.1:8080")),
+        }
+        if uri.authority().is_none() {
+            return Err(bad("it has no host"));
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let http =
+            hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(connector);
+        Ok(Client {
+            base: url.trim_end_matches('/').to_owned(),
+            http,
+            timeout: Duration::from_secs(60),
+        })
+    }
+
+    /// The server's base URL.
+    pub fn server(&self) -> &str {
+        &self.base
+    }
+
+    /// The path of a key, percent-encoded so any key survives the trip.
+    pub fn key_path(key: &str) -> String {
+        format!("/kv/{}", utf8_percent_encode(key, KEY_ESCAPES))
+    }
+
+    /// Sends one request and returns whatever the server answered.
+    pub async fn send(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Answer, ClientError> {
+        let unreachable = |reason: String| ClientError::Unreachable {
+            server: self.base.clone(),
+            reason,
+        };
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("{}{path_and_query}", self.base))
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| ClientError::BadResponse(format!("cannot build request: {e}")))?;
+        let exchange = async {
+            let response = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| unreachable(error_chain(&e)))?;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| unreachable(format!("reading the answer: {}", error_chain(&e))))?
+                .to_bytes();
+            Ok(Answer { status, body })
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| unreachable(format!("no answer within {:?}", self.timeout)))?
+    }
+
+    /// The value of `key`, or `None` if it is absent.
+    pub async fn get(&self, key: &str) -> Result<Option<Value>, ClientError> {
+        let answer = self.send(Method::GET, &Self::key_path(key), None).await?;
+        match answer.status {
+            StatusCode::OK => member(answer.json()?, "value").map(Some),
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(answer.into_rejection()),
+        }
+    }
+
+    /// Sets `key` to `value`, with an optional ttl in seconds.
+    pub async fn put(&self, key: &str, value: &Value, ttl: Option<u64>) -> Result<(), ClientError> {
+        let mut body = serde_json::Map::new();
+        body.insert("value".into(), value.clone());
+        if let Some(ttl) = ttl {
+            body.insert("ttl".into(), ttl.into());
+        }
+        let body = serde_json::to_vec(&body).expect("a map serialises");
+        self.expect_ok(Method::PUT, &Self::key_path(key), Some(body))
+            .await
+            .map(drop)
+    }
+
+    /// Deletes `key`; `false` if it was absent.
+    pub async fn delete(&self, key: &str) -> Result<bool, ClientError> {
+        let answer = self
+            .send(Method::DELETE, &Self::key_path(key), None)
+            .await?;
+        match answer.status {
+            StatusCode::OK => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(answer.into_rejection()),
+        }
+    }
+
+    /// Keys starting with `prefix`, sorted.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, ClientError> {
+        let path = if prefix.is_empty() {
+            "/kv".to_owned()
+        } else {
+            let query: String = form_urlencoded::Serializer::new(String::new())
+                .append_pair("prefix", prefix)
+                .finish();
+            format!("/kv?{query}")
+        };
+        let body = self.expect_ok(Method::GET, &path, None).await?;
+        serde_json::from_value(member(body, "keys")?).map_err(|e| {
+            ClientError::BadResponse(format!("\"keys\" is not a list of strings ({e})"))
+        })
+    }
+
+    /// The server's key count and value bytes.
+    pub async fn stats(&self) -> Result<Stats, ClientError> {
+        let body = self.expect_ok(Method::GET, "/stats", None).await?;
+        let count = |name| {
+            body.get(name)
+                .and_then(Value::as_u64)
+                .ok_or_else(|| ClientError::BadResponse(format!("no {name:?} count in /stats")))
+        };
+        Ok(Stats {
+            keys: count("keys")?,
+            size_bytes: count("size_bytes")?,
+        })
+    }
+
+    /// Runs a batch body (`{"operations": [...]}`) and returns its results.
+    pub async fn batch(&self, body: &Value) -> Result<Vec<Value>, ClientError> {
+        let body = serde_json::to_vec(body).expect("a Value serialises");
+        let answer = self
+            .expect_ok(Method::POST, "/kv/batch", Some(body))
+            .await?;
+        match member(answer, "results")? {
+            Value::Array(results) => Ok(results),
+            _ => Err(ClientError::BadResponse("\"results\" is not a list".into())),
+        }
+    }
+
+    async fn expect_ok(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Value, ClientError> {
+        let answer = self.send(method, path, body).await?;
+        if answer.status != StatusCode::OK {
+            return Err(answer.into_rejection());
+        }
+        answer.json()
+    }
+}
+
+fn member(body: Value, name: &str) -> Result<Value, ClientError> {
+    match body {
+        Value::Object(mut o) => o
+            .remove(name)
+            .ok_or_else(|| ClientError::BadResponse(format!("no {name:?} in the answer"))),
+        _ => Err(ClientError::BadResponse(
+            "the answer is not an object".into(),
+        )),
+    }
+}
+
+/// An error with its sources, on one line.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_encoded_so_any_key_survives() {
+        assert_eq!(Client::key_path("a/b c"), "/kv/a%2Fb%20c");
+        assert_eq!(Client::key_path("h?#%é"), "/kv/h%3F%23%25%C3%A9");
+        assert_eq!(Client::key_path("A-z_0.~"), "/kv/A-z_0.~");
+        for key in ["a/b c", "h?#%é", "batch", "ключ"] {
+            let path = Client::key_path(key);
+            let raw = path.strip_prefix("/kv/").unwrap();
+            let back = crate::api::decode_key(raw, &crate::api::Limits::default()).unwrap();
+            assert_eq!(back, key);
+        }
+    }
+
+    #[test]
+    fn urls_are_checked() {
+        assert!(Client::new("http://127.0.0.1:8080").is_ok());
+        assert!(Client::new("http://localhost:1/").is_ok());
+        assert!(matches!(
+            Client::new("127.0.0.1:8080"),
+            Err(ClientError::BadUrl { .. })
+        ));
+        assert!(matches!(
+            Client::new("https://x"),
+            Err(ClientError::BadUrl { .. })
+        ));
+        assert!(matches!(
+            Client::new("not a url"),
+            Err(ClientError::BadUrl { .. })
+        ));
+    }
+}

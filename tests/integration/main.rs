@@ -1,0 +1,4 @@
+//! Integration tests: the real `kvctl` binary, free ports, temp directories.
+
+mod server;
+mod support;

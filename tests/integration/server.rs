@@ -1,0 +1,476 @@
+//! `kvctl serve` as a process: crashes, signals, locks, bad input, full disks.
+
+use std::collections::HashMap;
+use std::fs;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hyper::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::support::{assert_one_line_error, free_port, kvctl, wait_until, Server};
+
+fn wal(dir: &std::path::Path) -> std::path::PathBuf {
+    dir.join("wal.log")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_under_concurrent_writes_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    let client = server.client();
+    let acked: Arc<Mutex<HashMap<String, Value>>> = Arc::default();
+    let deleted: Arc<Mutex<Vec<String>>> = Arc::default();
+    // Every batch sent, acknowledged or not: (keys, value).
+    let batches: Arc<Mutex<Vec<(Vec<String>, u64)>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let mut tasks = Vec::new();
+    for writer in 0..32u64 {
+        let (client, acked, deleted, stop) =
+            (client.clone(), acked.clone(), deleted.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let key = format!("w{writer}-{i}");
+                let value = json!({"writer": writer, "i": i});
+                if client.put(&key, &value, None).await.is_err() {
+                    break;
+                }
+                acked.lock().unwrap().insert(key.clone(), value);
+                if i % 7 == 3 {
+                    // Once the delete is sent the key's fate is unknown until
+                    // it is acknowledged.
+                    acked.lock().unwrap().remove(&key);
+                    if client.delete(&key).await.is_err() {
+                        break;
+                    }
+                    deleted.lock().unwrap().push(key);
+                }
+                i += 1;
+            }
+        }));
+    }
+    for writer in 0..4u64 {
+        let (client, batches, stop) = (client.clone(), batches.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let keys: Vec<String> = (0..5).map(|k| format!("b{writer}-{i}-{k}")).collect();
+                let ops: Vec<Value> = keys
+                    .iter()
+                    .map(|k| json!({"op": "set", "key": k, "value": i}))
+                    .collect();
+                batches.lock().unwrap().push((keys, i));
+                if client.batch(&json!({ "operations": ops })).await.is_err() {
+                    break;
+                }
+                i += 1;
+            }
+        }));
+    }
+
+    let enough = wait_until(Duration::from_secs(30), || {
+        acked.lock().unwrap().len() >= 3000
+    });
+    assert!(enough, "writers made too little progress");
+    server.kill9();
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await.unwrap();
+    }
+
+    server.restart();
+    let client = server.client();
+    let acked = acked.lock().unwrap().clone();
+    for (key, value) in &acked {
+        assert_eq!(
+            client.get(key).await.unwrap().as_ref(),
+            Some(value),
+            "lost {key}"
+        );
+    }
+    for key in deleted.lock().unwrap().iter() {
+        assert_eq!(client.get(key).await.unwrap(), None, "delete of {key} lost");
+    }
+    assert!(!batches.lock().unwrap().is_empty());
+    let batches = batches.lock().unwrap().clone();
+    for (keys, value) in &batches {
+        let mut present = 0;
+        for key in keys {
+            if let Some(v) = client.get(key).await.unwrap() {
+                assert_eq!(v, json!(value));
+                present += 1;
+            }
+        }
+        assert!(
+            present == 0 || present == keys.len(),
+            "batch {keys:?} half applied"
+        );
+    }
+    // Nothing appears that was never sent.
+    let keys = client.list("").await.unwrap();
+    for key in keys {
+        assert!(
+            acked.contains_key(&key) || key.starts_with('b') || key.starts_with('w'),
+            "unexpected key {key}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_zero_and_keeps_every_write() {
+    for policy in ["always", "interval", "never"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = Server::start(dir.path(), &["--fsync", policy]);
+        let client = server.client();
+        for i in 0..50 {
+            client.put(&format!("k{i}"), &json!(i), None).await.unwrap();
+        }
+        assert!(client.delete("k7").await.unwrap());
+        let status = server.terminate();
+        assert!(
+            status.success(),
+            "{policy}: exit {status}: {}",
+            server.stderr()
+        );
+        assert!(
+            server.stderr().contains("stopped cleanly"),
+            "{}",
+            server.stderr()
+        );
+
+        server.restart();
+        let client = server.client();
+        assert!(
+            server.stderr().contains(&format!("fsync {policy}")),
+            "{}",
+            server.stderr()
+        );
+        assert_eq!(client.stats().await.unwrap().keys, 49, "{policy}");
+        assert_eq!(client.get("k49").await.unwrap(), Some(json!(49)));
+        assert_eq!(client.get("k7").await.unwrap(), None);
+    }
+}
+
+#[tokio::test]
+async fn startup_line_reports_address_dir_policy_and_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    server.client().put("a", &json!(1), None).await.unwrap();
+    server.terminate();
+    server.restart();
+    let log = server.stderr();
+    let line = log
+        .lines()
+        .find(|l| l.contains("serving on"))
+        .unwrap_or_default();
+    assert!(
+        line.contains(&format!("http://127.0.0.1:{}", server.port)),
+        "{log}"
+    );
+    assert!(line.contains(&dir.path().display().to_string()), "{log}");
+    assert!(line.contains("fsync always"), "{log}");
+    assert!(line.contains("replayed 1 records"), "{log}");
+}
+
+#[tokio::test]
+async fn corrupt_middle_line_refuses_to_start_and_leaves_the_log_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = r#"{"op":"set","key":"a","value":1,"timestamp":1764129000}"#;
+    let content = format!("{first}\nthis is not json\n{first}\n");
+    fs::write(wal(dir.path()), &content).unwrap();
+    let port = free_port().to_string();
+    let data_dir = dir.path().to_str().unwrap();
+    let out = kvctl(
+        &["serve", "--port", &port, "--data-dir", data_dir],
+        &[],
+        None,
+    );
+    assert_one_line_error(&out, "wal.log");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 2"), "{err}");
+    assert!(
+        err.contains(&format!("byte offset {}", first.len() + 1)),
+        "{err}"
+    );
+    assert_eq!(fs::read_to_string(wal(dir.path())).unwrap(), content);
+}
+
+#[tokio::test]
+async fn torn_tail_is_cut_and_incomplete_batch_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = r#"{"op":"set","key":"a","value":1,"timestamp":1764129000}"#;
+    let batch1 =
+        r#"{"op":"set","key":"b1","value":1,"timestamp":1764129000,"batch":9,"batch_len":3}"#;
+    let batch2 =
+        r#"{"op":"set","key":"b2","value":1,"timestamp":1764129000,"batch":9,"batch_len":3}"#;
+    fs::write(
+        wal(dir.path()),
+        format!("{good}\n{batch1}\n{batch2}\n{{\"op\":\"se"),
+    )
+    .unwrap();
+    let server = Server::start(dir.path(), &[]);
+    assert!(server.stderr().contains("torn"), "{}", server.stderr());
+    let client = server.client();
+    assert_eq!(client.list("").await.unwrap(), ["a"]);
+    assert_eq!(
+        fs::read_to_string(wal(dir.path())).unwrap(),
+        format!("{good}\n")
+    );
+    client.put("c", &json!(2), None).await.unwrap();
+    let log = fs::read_to_string(wal(dir.path())).unwrap();
+    assert!(
+        log.starts_with(&format!("{good}\n{{\"op\":\"set\",\"key\":\"c\"")),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn second_server_on_the_same_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _server = Server::start(dir.path(), &[]);
+    let port = free_port().to_string();
+    let out = kvctl(
+        &[
+            "serve",
+            "--port",
+            &port,
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        &[],
+        None,
+    );
+    assert_one_line_error(&out, "in use");
+}
+
+#[tokio::test]
+async fn taken_port_bad_dir_and_bad_flags_fail_with_one_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = kvctl(
+        &[
+            "serve",
+            "--port",
+            &port,
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        &[],
+        None,
+    );
+    assert_one_line_error(&out, "cannot listen on 127.0.0.1");
+
+    let file = dir.path().join("a-file");
+    fs::write(&file, "x").unwrap();
+    let under_file = file.join("data");
+    let out = kvctl(
+        &["serve", "--data-dir", under_file.to_str().unwrap()],
+        &[],
+        None,
+    );
+    assert_one_line_error(&out, "cannot create data directory");
+
+    let out = kvctl(&["serve", "--port", "eighty"], &[], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert_one_line_error(&out, "--port");
+    let out = kvctl(&["serve"], &[("PORT", "99999")], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert_one_line_error(&out, "99999");
+}
+
+#[tokio::test]
+async fn env_configures_and_flags_override() {
+    let dir = tempfile::tempdir().unwrap();
+    let env_dir = dir.path().join("from-env");
+    let port = free_port();
+    let mut child = std::process::Command::new(crate::support::BIN)
+        .arg("serve")
+        .env("PORT", port.to_string())
+        .env("DATA_DIR", &env_dir)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = kvctl::client::Client::new(&format!("http://127.0.0.1:{port}")).unwrap();
+    let mut up = false;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline && !up {
+        up = client.stats().await.is_ok();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(up, "server from env did not come up");
+    client.put("k", &json!("v"), None).await.unwrap();
+    crate::support::signal(child.id(), libc::SIGTERM);
+    assert!(child.wait().unwrap().success());
+    assert!(fs::read_to_string(env_dir.join("wal.log"))
+        .unwrap()
+        .contains("\"key\":\"k\""));
+
+    let flag_dir = dir.path().join("from-flag");
+    let flag_port = free_port();
+    let mut child = std::process::Command::new(crate::support::BIN)
+        .args(["serve", "--port", &flag_port.to_string(), "--data-dir"])
+        .arg(&flag_dir)
+        .env("PORT", port.to_string())
+        .env("DATA_DIR", &env_dir)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = kvctl::client::Client::new(&format!("http://127.0.0.1:{flag_port}")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut up = false;
+    while Instant::now() < deadline && !up {
+        up = client.stats().await.is_ok();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(up, "server from flags did not come up");
+    assert!(flag_dir.join("wal.log").exists());
+    crate::support::signal(child.id(), libc::SIGTERM);
+    assert!(child.wait().unwrap().success());
+}
+
+#[tokio::test]
+async fn failed_wal_write_is_a_5xx_and_reads_keep_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    let client = server.client();
+    client.put("before", &json!("ok"), None).await.unwrap();
+    let size = fs::metadata(wal(dir.path())).unwrap().len();
+    set_file_size_limit(server.pid(), size + 10);
+
+    let big = json!("x".repeat(1000));
+    let answer = client
+        .send(
+            Method::PUT,
+            "/kv/after",
+            Some(serde_json::to_vec(&json!({"value": big})).unwrap()),
+        )
+        .await
+        .unwrap();
+    assert!(answer.status.is_server_error(), "{:?}", answer);
+    assert!(answer.json().unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .contains("write-ahead log"));
+    let batch = json!({"operations": [{"op": "set", "key": "x", "value": big}, {"op": "delete", "key": "before"}]});
+    let answer = client
+        .send(
+            Method::POST,
+            "/kv/batch",
+            Some(serde_json::to_vec(&batch).unwrap()),
+        )
+        .await
+        .unwrap();
+    assert!(answer.status.is_server_error());
+    assert_eq!(client.get("before").await.unwrap(), Some(json!("ok")));
+    assert_eq!(client.get("after").await.unwrap(), None);
+    assert_eq!(client.stats().await.unwrap().keys, 1);
+    assert_eq!(
+        fs::metadata(wal(dir.path())).unwrap().len(),
+        size,
+        "partial group left behind"
+    );
+
+    set_file_size_limit(server.pid(), libc::RLIM_INFINITY);
+    client.put("after", &big, None).await.unwrap();
+    server.kill9();
+    server.restart();
+    let client = server.client();
+    assert_eq!(client.get("after").await.unwrap(), Some(big));
+    assert_eq!(client.get("before").await.unwrap(), Some(json!("ok")));
+    assert_eq!(client.get("x").await.unwrap(), None);
+}
+
+fn set_file_size_limit(pid: u32, bytes: u64) {
+    let limit = libc::rlimit {
+        rlim_cur: bytes,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: prlimit with a valid pid and a pointer to a live rlimit.
+    let rc = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_FSIZE,
+            &limit,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(rc, 0, "prlimit failed: {}", std::io::Error::last_os_error());
+}
+
+#[tokio::test]
+async fn expiry_survives_restart_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    let written = Instant::now();
+    server
+        .client()
+        .put("t", &json!("soon"), Some(3))
+        .await
+        .unwrap();
+    server
+        .client()
+        .put("p", &json!("stays"), None)
+        .await
+        .unwrap();
+    server.kill9();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    server.restart();
+    let client = server.client();
+    assert!(
+        written.elapsed() < Duration::from_millis(2800),
+        "restart too slow to test"
+    );
+    assert_eq!(client.get("t").await.unwrap(), Some(json!("soon")));
+    let deadline = written + Duration::from_millis(4500);
+    while client.get("t").await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "key outlived its ttl");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        written.elapsed() >= Duration::from_millis(2900),
+        "expired early"
+    );
+    assert_eq!(client.stats().await.unwrap().keys, 1);
+}
+
+#[tokio::test]
+async fn error_bodies_are_json_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--max-body-bytes", "100"]);
+    let client = server.client();
+    for (method, path, body, status) in [
+        (Method::GET, "/nope", None, StatusCode::NOT_FOUND),
+        (Method::POST, "/kv/a", None, StatusCode::METHOD_NOT_ALLOWED),
+        (
+            Method::DELETE,
+            "/stats",
+            None,
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (Method::GET, "/kv/", None, StatusCode::BAD_REQUEST),
+        (Method::GET, "/kv/%FF", None, StatusCode::BAD_REQUEST),
+        (
+            Method::PUT,
+            "/kv/a",
+            Some(vec![b'x'; 200]),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            Method::POST,
+            "/kv/batch",
+            Some(b"[]".to_vec()),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let answer = client.send(method.clone(), path, body).await.unwrap();
+        assert_eq!(answer.status, status, "{method} {path}");
+        let body = answer.json().unwrap();
+        assert!(body["error"].is_string(), "{method} {path}: {body}");
+        assert_eq!(body.as_object().unwrap().len(), 1);
+    }
+}
