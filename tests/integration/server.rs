@@ -15,6 +15,9 @@ fn wal(dir: &std::path::Path) -> std::path::PathBuf {
     dir.join("wal.log")
 }
 
+/// The keys of a batch that was sent, and the value it set them all to.
+type SentBatch = (Vec<String>, u64);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_under_concurrent_writes_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
@@ -23,7 +26,7 @@ async fn kill_9_under_concurrent_writes_loses_nothing_acknowledged() {
     let acked: Arc<Mutex<HashMap<String, Value>>> = Arc::default();
     let deleted: Arc<Mutex<Vec<String>>> = Arc::default();
     // Every batch sent, acknowledged or not: (keys, value).
-    let batches: Arc<Mutex<Vec<(Vec<String>, u64)>>> = Arc::default();
+    let batches: Arc<Mutex<Vec<SentBatch>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
 
     let mut tasks = Vec::new();
@@ -91,7 +94,8 @@ async fn kill_9_under_concurrent_writes_loses_nothing_acknowledged() {
             "lost {key}"
         );
     }
-    for key in deleted.lock().unwrap().iter() {
+    let deleted = deleted.lock().unwrap().clone();
+    for key in &deleted {
         assert_eq!(client.get(key).await.unwrap(), None, "delete of {key} lost");
     }
     assert!(!batches.lock().unwrap().is_empty());
