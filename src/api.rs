@@ -110,7 +110,8 @@ pub fn decode_key(raw: &str, limits: &Limits) -> Result<String, RequestError> {
     Ok(key)
 }
 
-fn check_key(key: &str, limits: &Limits) -> Result<(), RequestError> {
+/// Checks a decoded key against the rules and limits.
+pub fn check_key(key: &str, limits: &Limits) -> Result<(), RequestError> {
     if key.is_empty() {
         return Err(RequestError::EmptyKey);
     }

@@ -14,7 +14,8 @@ use crate::wal::FsyncPolicy;
     name = "kvctl",
     version,
     propagate_version = true,
-    arg_required_else_help = true
+    arg_required_else_help = true,
+    after_long_help = EXIT_CODES
 )]
 pub struct Cli {
     /// What to do.
@@ -22,11 +23,224 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Exit statuses, shown in `--help` and the man page.
+pub const EXIT_CODES: &str = "\
+Exit status:
+  0  success
+  1  key not found (get, rm)
+  2  usage error (bad flag, bad argument, unreadable input file)
+  3  cannot reach the server
+  4  the server rejected the request (its error message is shown)
+  5  local failure: data directory in use, unreadable or corrupt log, I/O error";
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP key-value store on a data directory.
     Serve(ServeArgs),
+    /// Print the value of a key.
+    Get(GetArgs),
+    /// Set a key to a value (a string unless --json).
+    Put(PutArgs),
+    /// Delete a key.
+    #[command(visible_alias = "del")]
+    Rm(RmArgs),
+    /// List keys, optionally only those starting with a prefix.
+    Ls(LsArgs),
+    /// Show the number of keys and the bytes their values take.
+    Stats(StatsArgs),
+    /// Run a batch of set/get/delete operations from a JSON file or stdin.
+    Batch(BatchArgs),
+    /// Inspect, compact or repair a data directory's write-ahead log.
+    #[command(subcommand)]
+    Wal(WalCommand),
+    /// Print shell completions for kvctl.
+    Completions(CompletionsArgs),
+    /// Write kvctl's man pages.
+    Man(ManArgs),
+}
+
+/// Where a client command finds the data: a running server or a data directory.
+#[derive(Debug, Args, Clone)]
+pub struct Target {
+    /// URL of the server.
+    #[arg(long, env = "KVCTL_SERVER", default_value = crate::client::DEFAULT_SERVER, value_name = "URL")]
+    pub server: String,
+
+    /// Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// What the server answers: JSON bodies.
+    Json,
+    /// Tables for people.
+    Table,
+    /// Bare values and one item per line, for scripts.
+    Plain,
+}
+
+/// The `--output` flag shared by client commands.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct OutputArg {
+    /// Output format [default: table on a terminal, plain otherwise].
+    #[arg(long, short = 'o', value_enum, value_name = "FORMAT")]
+    pub output: Option<OutputFormat>,
+}
+
+/// Options of `kvctl get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The key (any string; it is percent-encoded for you).
+    pub key: String,
+    #[command(flatten)]
+    pub target: Target,
+    #[command(flatten)]
+    pub output: OutputArg,
+}
+
+/// Options of `kvctl put`.
+#[derive(Debug, Args)]
+pub struct PutArgs {
+    /// The key (any string; it is percent-encoded for you).
+    pub key: String,
+    /// The value; `-` reads it from stdin.
+    #[arg(allow_hyphen_values = true)]
+    pub value: String,
+    /// Parse VALUE as JSON (`kvctl put n 42 --json` stores a number).
+    #[arg(long)]
+    pub json: bool,
+    /// Expire the key after this many seconds.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=crate::ttl::MAX_TTL_SECS))]
+    pub ttl: Option<u64>,
+    #[command(flatten)]
+    pub target: Target,
+    #[command(flatten)]
+    pub output: OutputArg,
+}
+
+/// Options of `kvctl rm`.
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// The key.
+    pub key: String,
+    #[command(flatten)]
+    pub target: Target,
+    #[command(flatten)]
+    pub output: OutputArg,
+}
+
+/// Options of `kvctl ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Only keys starting with this prefix.
+    #[arg(long, short = 'p', default_value = "")]
+    pub prefix: String,
+    #[command(flatten)]
+    pub target: Target,
+    #[command(flatten)]
+    pub output: OutputArg,
+}
+
+/// Options of `kvctl stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    pub target: Target,
+    #[command(flatten)]
+    pub output: OutputArg,
+}
+
+/// Options of `kvctl batch`.
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+The input is the body of POST /kv/batch, or just its operations array:
+  {\"operations\": [{\"op\": \"set\", \"key\": \"a\", \"value\": 1, \"ttl\": 60},
+                  {\"op\": \"get\", \"key\": \"a\"}, {\"op\": \"delete\", \"key\": \"b\"}]}
+Operations run in order, all validated first; no other request sees the batch half done.")]
+pub struct BatchArgs {
+    /// JSON file with the operations; `-` reads stdin.
+    #[arg(value_name = "FILE|-")]
+    pub input: PathBuf,
+    #[command(flatten)]
+    pub target: Target,
+    #[command(flatten)]
+    pub output: OutputArg,
+}
+
+/// `kvctl wal` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum WalCommand {
+    /// Summarise a log (or list its records) without changing it.
+    Inspect(InspectArgs),
+    /// Rewrite the log to the live state only, atomically.
+    Compact(CompactArgs),
+    /// Cut a corrupt log at its last good record, keeping a backup.
+    Repair(RepairArgs),
+}
+
+/// The data directory of a `wal` subcommand.
+#[derive(Debug, Args, Clone)]
+pub struct DataDirArg {
+    /// The data directory holding wal.log.
+    #[arg(long, env = "DATA_DIR", default_value = "./data", value_name = "DIR")]
+    pub data_dir: PathBuf,
+}
+
+/// Options of `kvctl wal inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    pub dir: DataDirArg,
+    /// List records instead of the summary.
+    #[arg(long)]
+    pub records: bool,
+    /// With --records: only records of this key.
+    #[arg(long, requires = "records", conflicts_with = "prefix")]
+    pub key: Option<String>,
+    /// With --records: only records whose key starts with this.
+    #[arg(long, requires = "records")]
+    pub prefix: Option<String>,
+    /// With --records: at most this many records.
+    #[arg(long, requires = "records", value_name = "N")]
+    pub limit: Option<usize>,
+    #[command(flatten)]
+    pub output: OutputArg,
+}
+
+/// Options of `kvctl wal compact`.
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    #[command(flatten)]
+    pub dir: DataDirArg,
+    #[command(flatten)]
+    pub output: OutputArg,
+}
+
+/// Options of `kvctl wal repair`.
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    #[command(flatten)]
+    pub dir: DataDirArg,
+}
+
+/// Options of `kvctl completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Options of `kvctl man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write kvctl.1 and one page per subcommand into this directory instead of printing kvctl.1.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
 }
 
 /// Options of `kvctl serve`.

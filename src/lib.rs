@@ -10,6 +10,8 @@
 //!   (group commit) and then applies them to the store; the expiry sweeper.
 //! - [`api`]: validation of keys and request bodies into engine commands.
 //! - [`server`]: the axum HTTP layer and the one error-to-status mapping.
+//! - [`client`]: a typed HTTP client for a running server.
+//! - [`output`]: output formats, tables and progress bars for the CLI.
 //! - [`cli`]: clap definitions, the single source of `--help`, man pages and
 //!   completions; [`commands`]: one module per subcommand.
 //!
@@ -20,6 +22,7 @@ pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod engine;
+pub mod output;
 pub mod server;
 pub mod store;
 pub mod ttl;

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use kvctl::cli::{Cli, Command};
-use kvctl::commands;
+use kvctl::cli::{Cli, Command, WalCommand};
+use kvctl::commands::{self, CliError};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -18,15 +18,38 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => {
             init_logging(args.log_level.as_deref(), "info");
-            commands::serve::run(args)
+            commands::serve::run(args).map_err(CliError::Local)
+        }
+        command => {
+            init_logging(None, "warn");
+            run_tool(command)
         }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // `kvctl ls | head`: the reader having had enough is not a failure.
+        Err(err) if err.is_broken_pipe() => ExitCode::SUCCESS,
         Err(err) => {
-            report(&format!("{err:#}"));
-            ExitCode::FAILURE
+            report(&err.to_string_chain());
+            ExitCode::from(err.exit_code())
         }
+    }
+}
+
+fn run_tool(command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Serve(_) => unreachable!("handled by main"),
+        Command::Get(args) => commands::client::get(args),
+        Command::Put(args) => commands::client::put(args),
+        Command::Rm(args) => commands::client::rm(args),
+        Command::Ls(args) => commands::client::ls(args),
+        Command::Stats(args) => commands::client::stats(args),
+        Command::Batch(args) => commands::client::batch(args),
+        Command::Wal(WalCommand::Inspect(args)) => commands::wal::inspect(args),
+        Command::Wal(WalCommand::Compact(args)) => commands::wal::compact(args),
+        Command::Wal(WalCommand::Repair(args)) => commands::wal::repair(args),
+        Command::Completions(args) => commands::generate::completions(args),
+        Command::Man(args) => commands::generate::man(args),
     }
 }
 

@@ -7,6 +7,7 @@ use anyhow::Context;
 use crate::cli::ServeArgs;
 use crate::engine::Db;
 use crate::server;
+use crate::wal::{ScanError, WalError};
 
 /// Runs the server until SIGTERM or Ctrl-C.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -20,9 +21,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let data_dir = args.data_dir.clone();
     let fsync = args.fsync;
-    let (db, report) = tokio::task::spawn_blocking(move || Db::open(&data_dir, fsync))
+    let opened = tokio::task::spawn_blocking(move || Db::open(&data_dir, fsync))
         .await
-        .context("opening the data directory panicked")??;
+        .context("opening the data directory panicked")?;
+    let (db, report) = match opened {
+        Ok(opened) => opened,
+        Err(WalError::Scan(ScanError::Corrupt(corrupt))) => anyhow::bail!(
+            "refusing to start: {corrupt}; the log was left untouched (`kvctl wal repair --data-dir {}` cuts it at the last good record, keeping a backup)",
+            args.data_dir.display()
+        ),
+        Err(err) => return Err(err.into()),
+    };
     if let Some(torn) = &report.torn {
         tracing::warn!(
             "cut a torn tail off {}: {torn}",

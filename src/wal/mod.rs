@@ -5,6 +5,7 @@
 //! data directory; offline tools (`kvctl wal compact`, offline `put`) take
 //! the same lock.
 
+pub mod analyze;
 pub mod record;
 pub mod replay;
 

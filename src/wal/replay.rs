@@ -86,6 +86,8 @@ pub struct CorruptLog {
     pub pos: LinePos,
     /// What is wrong with it.
     pub reason: String,
+    /// Length of the good prefix: where a repair would cut.
+    pub good_len: u64,
 }
 
 /// Why a scan stopped.
@@ -139,11 +141,12 @@ pub fn scan<R: BufRead>(
         path: path.to_path_buf(),
         source,
     };
-    let corrupt = |pos, reason| {
+    let corrupt = |pos, reason, good_len| {
         ScanError::Corrupt(CorruptLog {
             path: path.to_path_buf(),
             pos,
             reason,
+            good_len,
         })
     };
 
@@ -189,7 +192,12 @@ pub fn scan<R: BufRead>(
                     progress(offset);
                     return Ok(scan);
                 }
-                return Err(corrupt(pos, format!("not a valid record: {}", err.0)));
+                let good_len = pending.as_ref().map_or(pos, |p| p.pos).offset;
+                return Err(corrupt(
+                    pos,
+                    format!("not a valid record: {}", err.0),
+                    good_len,
+                ));
             }
         };
 
@@ -220,6 +228,7 @@ pub fn scan<R: BufRead>(
                         batch.mark.len,
                         pos.line
                     ),
+                    batch.pos.offset,
                 ));
             }
         }

@@ -1,4 +1,7 @@
 //! Integration tests: the real `kvctl` binary, free ports, temp directories.
 
+mod cli;
+mod generated;
 mod server;
 mod support;
+mod wal;

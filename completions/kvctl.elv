@@ -1,0 +1,238 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[kvctl] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'kvctl'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'kvctl'= {
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand serve 'Run the HTTP key-value store on a data directory'
+            cand get 'Print the value of a key'
+            cand put 'Set a key to a value (a string unless --json)'
+            cand rm 'Delete a key'
+            cand del 'Delete a key'
+            cand ls 'List keys, optionally only those starting with a prefix'
+            cand stats 'Show the number of keys and the bytes their values take'
+            cand batch 'Run a batch of set/get/delete operations from a JSON file or stdin'
+            cand wal 'Inspect, compact or repair a data directory''s write-ahead log'
+            cand completions 'Print shell completions for kvctl'
+            cand man 'Write kvctl''s man pages'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'kvctl;serve'= {
+            cand --port 'Port to listen on'
+            cand --data-dir 'Directory holding wal.log; created if missing'
+            cand --host 'Address to bind; the default accepts local connections only'
+            cand --fsync 'When writes are forced to disk before they are acknowledged'
+            cand --log-level 'Log filter (error, warn, info, debug, trace, or a tracing directive); overrides RUST_LOG'
+            cand --max-key-bytes 'Longest key accepted, in bytes'
+            cand --max-body-bytes 'Largest request body accepted, in bytes'
+            cand --max-batch-ops 'Most operations accepted in one batch'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvctl;get'= {
+            cand --server 'URL of the server'
+            cand --data-dir 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)'
+            cand -o 'Output format [default: table on a terminal, plain otherwise]'
+            cand --output 'Output format [default: table on a terminal, plain otherwise]'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvctl;put'= {
+            cand --ttl 'Expire the key after this many seconds'
+            cand --server 'URL of the server'
+            cand --data-dir 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)'
+            cand -o 'Output format [default: table on a terminal, plain otherwise]'
+            cand --output 'Output format [default: table on a terminal, plain otherwise]'
+            cand --json 'Parse VALUE as JSON (`kvctl put n 42 --json` stores a number)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvctl;rm'= {
+            cand --server 'URL of the server'
+            cand --data-dir 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)'
+            cand -o 'Output format [default: table on a terminal, plain otherwise]'
+            cand --output 'Output format [default: table on a terminal, plain otherwise]'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvctl;del'= {
+            cand --server 'URL of the server'
+            cand --data-dir 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)'
+            cand -o 'Output format [default: table on a terminal, plain otherwise]'
+            cand --output 'Output format [default: table on a terminal, plain otherwise]'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvctl;ls'= {
+            cand -p 'Only keys starting with this prefix'
+            cand --prefix 'Only keys starting with this prefix'
+            cand --server 'URL of the server'
+            cand --data-dir 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)'
+            cand -o 'Output format [default: table on a terminal, plain otherwise]'
+            cand --output 'Output format [default: table on a terminal, plain otherwise]'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvctl;stats'= {
+            cand --server 'URL of the server'
+            cand --data-dir 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)'
+            cand -o 'Output format [default: table on a terminal, plain otherwise]'
+            cand --output 'Output format [default: table on a terminal, plain otherwise]'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvctl;batch'= {
+            cand --server 'URL of the server'
+            cand --data-dir 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)'
+            cand -o 'Output format [default: table on a terminal, plain otherwise]'
+            cand --output 'Output format [default: table on a terminal, plain otherwise]'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvctl;wal'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand inspect 'Summarise a log (or list its records) without changing it'
+            cand compact 'Rewrite the log to the live state only, atomically'
+            cand repair 'Cut a corrupt log at its last good record, keeping a backup'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'kvctl;wal;inspect'= {
+            cand --data-dir 'The data directory holding wal.log'
+            cand --key 'With --records: only records of this key'
+            cand --prefix 'With --records: only records whose key starts with this'
+            cand --limit 'With --records: at most this many records'
+            cand -o 'Output format [default: table on a terminal, plain otherwise]'
+            cand --output 'Output format [default: table on a terminal, plain otherwise]'
+            cand --records 'List records instead of the summary'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvctl;wal;compact'= {
+            cand --data-dir 'The data directory holding wal.log'
+            cand -o 'Output format [default: table on a terminal, plain otherwise]'
+            cand --output 'Output format [default: table on a terminal, plain otherwise]'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvctl;wal;repair'= {
+            cand --data-dir 'The data directory holding wal.log'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvctl;wal;help'= {
+            cand inspect 'Summarise a log (or list its records) without changing it'
+            cand compact 'Rewrite the log to the live state only, atomically'
+            cand repair 'Cut a corrupt log at its last good record, keeping a backup'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'kvctl;wal;help;inspect'= {
+        }
+        &'kvctl;wal;help;compact'= {
+        }
+        &'kvctl;wal;help;repair'= {
+        }
+        &'kvctl;wal;help;help'= {
+        }
+        &'kvctl;completions'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvctl;man'= {
+            cand --out-dir 'Write kvctl.1 and one page per subcommand into this directory instead of printing kvctl.1'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvctl;help'= {
+            cand serve 'Run the HTTP key-value store on a data directory'
+            cand get 'Print the value of a key'
+            cand put 'Set a key to a value (a string unless --json)'
+            cand rm 'Delete a key'
+            cand ls 'List keys, optionally only those starting with a prefix'
+            cand stats 'Show the number of keys and the bytes their values take'
+            cand batch 'Run a batch of set/get/delete operations from a JSON file or stdin'
+            cand wal 'Inspect, compact or repair a data directory''s write-ahead log'
+            cand completions 'Print shell completions for kvctl'
+            cand man 'Write kvctl''s man pages'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'kvctl;help;serve'= {
+        }
+        &'kvctl;help;get'= {
+        }
+        &'kvctl;help;put'= {
+        }
+        &'kvctl;help;rm'= {
+        }
+        &'kvctl;help;ls'= {
+        }
+        &'kvctl;help;stats'= {
+        }
+        &'kvctl;help;batch'= {
+        }
+        &'kvctl;help;wal'= {
+            cand inspect 'Summarise a log (or list its records) without changing it'
+            cand compact 'Rewrite the log to the live state only, atomically'
+            cand repair 'Cut a corrupt log at its last good record, keeping a backup'
+        }
+        &'kvctl;help;wal;inspect'= {
+        }
+        &'kvctl;help;wal;compact'= {
+        }
+        &'kvctl;help;wal;repair'= {
+        }
+        &'kvctl;help;completions'= {
+        }
+        &'kvctl;help;man'= {
+        }
+        &'kvctl;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

@@ -1,0 +1,375 @@
+//! Reading a log offline: its live state, a summary of what it holds, and
+//! the compaction and repair that rewrite it.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use super::replay::{self, CorruptLog, LinePos, Scan, ScanError, TornTail};
+use super::{sync_dir, LockedLog, Op, Record, WalError, WAL_FILE};
+use crate::store::Store;
+use crate::ttl::has_expired;
+
+/// Opens `<dir>/wal.log` for reading only: no lock, no repair, so it works
+/// beside a running server.
+pub fn open_read_only(dir: &Path) -> Result<(File, PathBuf), WalError> {
+    let path = dir.join(WAL_FILE);
+    let file = File::open(&path).map_err(|source| WalError::Open {
+        path: path.clone(),
+        source,
+    })?;
+    Ok((file, path))
+}
+
+/// Replays a data directory's log into a fresh store without touching the
+/// file. A torn tail (possibly a write in progress) is left out, as a server
+/// would leave it out.
+pub fn load_store(dir: &Path, now_ms: u64) -> Result<(Store, Scan), WalError> {
+    let (file, path) = open_read_only(dir)?;
+    let mut store = Store::new();
+    let scan = replay::scan(
+        BufReader::with_capacity(1 << 20, file),
+        &path,
+        |record, _| store.apply(record, now_ms),
+        |_| {},
+    )?;
+    Ok((store, scan))
+}
+
+/// The last `set` of every key that ends the log set, expired or not.
+pub type FinalSets = BTreeMap<String, Record>;
+
+/// What a log holds, as `kvctl wal inspect` reports it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Summary {
+    /// The log file.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub file_bytes: u64,
+    /// Records read (those of torn batches excluded).
+    pub records: u64,
+    /// `set` records.
+    pub sets: u64,
+    /// `delete` records.
+    pub deletes: u64,
+    /// Batches that wrote more than one record.
+    pub batches: u64,
+    /// Keys alive now.
+    pub live_keys: u64,
+    /// Keys whose last set has expired.
+    pub expired_keys: u64,
+    /// Sum of the live values' sizes, as `/stats` counts them.
+    pub live_value_bytes: u64,
+    /// Size the log would have after `kvctl wal compact`.
+    pub compacted_bytes: u64,
+    /// Share of the file compaction would reclaim, from 0 to 1.
+    pub reclaimable: f64,
+    /// Earliest record timestamp, Unix milliseconds.
+    pub first_timestamp_ms: Option<u64>,
+    /// Latest record timestamp, Unix milliseconds.
+    pub last_timestamp_ms: Option<u64>,
+    /// A torn tail found at the end, if any.
+    pub torn_tail: Option<String>,
+    /// Corruption found before the end, if any: the summary covers the records before it.
+    pub corruption: Option<String>,
+}
+
+/// Reads a whole log, gathering its summary and final sets.
+///
+/// Corruption does not fail the call: it is reported in the summary, which
+/// then covers the records before it.
+pub fn analyze(
+    file: File,
+    path: &Path,
+    now_ms: u64,
+    mut each: impl FnMut(&Record, LinePos),
+    progress: impl FnMut(u64),
+) -> Result<(Summary, FinalSets, Option<CorruptLog>), WalError> {
+    let file_bytes = file
+        .metadata()
+        .map_err(|source| WalError::Io {
+            context: "cannot stat",
+            path: path.to_path_buf(),
+            source,
+        })?
+        .len();
+    let mut summary = Summary {
+        path: path.to_path_buf(),
+        file_bytes,
+        ..Summary::default()
+    };
+    let mut sets = FinalSets::new();
+    let mut last_batch = None;
+    let scanned = replay::scan(
+        BufReader::with_capacity(1 << 20, file),
+        path,
+        |record, pos| {
+            each(&record, pos);
+            summary.records += 1;
+            let ts = record.timestamp_ms;
+            summary.first_timestamp_ms = Some(summary.first_timestamp_ms.map_or(ts, |t| t.min(ts)));
+            summary.last_timestamp_ms = Some(summary.last_timestamp_ms.map_or(ts, |t| t.max(ts)));
+            if let Some(mark) = record.batch {
+                if last_batch != Some(mark.id) {
+                    summary.batches += 1;
+                }
+            }
+            last_batch = record.batch.map(|m| m.id);
+            match &record.op {
+                Op::Set { key, .. } => {
+                    summary.sets += 1;
+                    sets.insert(key.clone(), record);
+                }
+                Op::Delete { key } => {
+                    summary.deletes += 1;
+                    sets.remove(key);
+                }
+            }
+        },
+        progress,
+    );
+    let corrupt = match scanned {
+        Ok(scan) => {
+            summary.torn_tail = scan.torn.as_ref().map(TornTail::to_string);
+            None
+        }
+        Err(ScanError::Corrupt(corrupt)) => {
+            summary.corruption = Some(corrupt.to_string());
+            Some(corrupt)
+        }
+        Err(other) => return Err(other.into()),
+    };
+    sets.retain(|_, record| {
+        let expired = record.deadline_ms().is_some_and(|d| has_expired(d, now_ms));
+        if expired {
+            summary.expired_keys += 1;
+        } else {
+            summary.live_keys += 1;
+            if let Op::Set { value, .. } = &record.op {
+                summary.live_value_bytes += value.size();
+            }
+            summary.compacted_bytes += compact_line(record).len() as u64;
+        }
+        !expired
+    });
+    summary.reclaimable = if file_bytes == 0 {
+        0.0
+    } else {
+        1.0 - (summary.compacted_bytes as f64 / file_bytes as f64).min(1.0)
+    };
+    Ok((summary, sets, corrupt))
+}
+
+/// A live key's line in a compacted log: its last set, without batch marks.
+fn compact_line(record: &Record) -> String {
+    Record {
+        batch: None,
+        ..record.clone()
+    }
+    .encode()
+}
+
+/// What a compaction did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CompactReport {
+    /// Size before.
+    pub before_bytes: u64,
+    /// Records before.
+    pub before_records: u64,
+    /// Size after.
+    pub after_bytes: u64,
+    /// Records after (one per live key).
+    pub after_records: u64,
+    /// Expired keys dropped.
+    pub expired_dropped: u64,
+}
+
+/// Why a rewrite of the log was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RewriteError {
+    /// There is no log to work on.
+    #[error("no log at {}", .0.display())]
+    NoLog(PathBuf),
+    /// The log could not be opened, locked or read.
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    /// The log is corrupt before its end.
+    #[error("{0}; run `kvctl wal repair` to cut it at the last good record")]
+    Corrupt(CorruptLog),
+    /// Writing the new log failed; the old one is unchanged.
+    #[error("{context} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        context: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+}
+
+fn lock_existing(dir: &Path) -> Result<LockedLog, RewriteError> {
+    let path = dir.join(WAL_FILE);
+    if !path.is_file() {
+        return Err(RewriteError::NoLog(path));
+    }
+    Ok(LockedLog::open(dir)?)
+}
+
+/// Rewrites the log to one `set` per live key (each with its original
+/// timestamp and ttl, so expiry is unchanged), atomically: temp file, fsync,
+/// rename, fsync of the directory. Refuses while a server holds the directory.
+pub fn compact(
+    dir: &Path,
+    now_ms: u64,
+    progress: impl FnMut(u64),
+) -> Result<CompactReport, RewriteError> {
+    let log = lock_existing(dir)?;
+    let file = log.file().try_clone().map_err(|source| RewriteError::Io {
+        context: "cannot reopen",
+        path: log.path().to_path_buf(),
+        source,
+    })?;
+    let (summary, sets, corrupt) = analyze(file, log.path(), now_ms, |_, _| {}, progress)?;
+    if let Some(corrupt) = corrupt {
+        return Err(RewriteError::Corrupt(corrupt));
+    }
+    let tmp = dir.join(format!("{WAL_FILE}.compact"));
+    let io_err = |context, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| RewriteError::Io {
+            context,
+            path,
+            source,
+        }
+    };
+    let written = (|| -> io::Result<u64> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let mut bytes = 0u64;
+        for record in sets.values() {
+            let line = compact_line(record);
+            out.write_all(line.as_bytes())?;
+            bytes += line.len() as u64;
+        }
+        let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
+        file.sync_all()?;
+        Ok(bytes)
+    })();
+    let after_bytes = match written {
+        Ok(bytes) => bytes,
+        Err(source) => {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_err("cannot write the compacted log", &tmp)(source));
+        }
+    };
+    fs::rename(&tmp, log.path()).map_err(io_err("cannot replace", log.path()))?;
+    sync_dir(dir).map_err(io_err("cannot sync directory", dir))?;
+    Ok(CompactReport {
+        before_bytes: summary.file_bytes,
+        before_records: summary.records,
+        after_bytes,
+        after_records: sets.len() as u64,
+        expired_dropped: summary.expired_keys,
+    })
+}
+
+/// What a repair did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub enum RepairReport {
+    /// The log was clean.
+    Clean,
+    /// A torn tail was cut off.
+    TornTailCut {
+        /// What was cut.
+        tail: String,
+    },
+    /// The log was cut before a corrupt line.
+    Cut {
+        /// Where the cut was made and why.
+        corruption: String,
+        /// Records kept.
+        kept_records: u64,
+        /// Non-blank lines dropped.
+        dropped_lines: u64,
+        /// Dropped lines that were valid records on their own.
+        dropped_records: u64,
+        /// Copy of the log as it was.
+        backup: PathBuf,
+    },
+}
+
+/// Cuts a corrupt log at its last good record, keeping a backup of the
+/// original; a torn tail is cut as a server start would cut it.
+pub fn repair(dir: &Path, now_ms: u64) -> Result<RepairReport, RewriteError> {
+    let mut log = lock_existing(dir)?;
+    let file = log.file().try_clone().map_err(|source| RewriteError::Io {
+        context: "cannot reopen",
+        path: log.path().to_path_buf(),
+        source,
+    })?;
+    let (summary, _, corrupt) = analyze(file, log.path(), now_ms, |_, _| {}, |_| {})?;
+    let Some(corrupt) = corrupt else {
+        let scan = log.recover(|_, _| {}, |_| {})?;
+        return Ok(match scan.torn {
+            Some(torn) => RepairReport::TornTailCut {
+                tail: torn.to_string(),
+            },
+            None => RepairReport::Clean,
+        });
+    };
+    let path = log.path().to_path_buf();
+    let io_err = |context, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| RewriteError::Io {
+            context,
+            path,
+            source,
+        }
+    };
+    let backup = dir.join(format!("{WAL_FILE}.corrupt-{now_ms}"));
+    fs::copy(&path, &backup).map_err(io_err("cannot back up", &path))?;
+    File::open(&backup)
+        .and_then(|f| f.sync_all())
+        .map_err(io_err("cannot sync", &backup))?;
+    sync_dir(dir).map_err(io_err("cannot sync directory", dir))?;
+
+    let (dropped_lines, dropped_records) =
+        count_lines_from(&path, corrupt.good_len).map_err(io_err("cannot read", &path))?;
+    log.file()
+        .set_len(corrupt.good_len)
+        .map_err(io_err("cannot truncate", &path))?;
+    // Re-reading the cut log also adds a missing final newline and syncs.
+    let scan = log.recover(|_, _| {}, |_| {})?;
+    debug_assert!(scan.records <= summary.records);
+    Ok(RepairReport::Cut {
+        corruption: corrupt.to_string(),
+        kept_records: scan.records,
+        dropped_lines,
+        dropped_records,
+        backup,
+    })
+}
+
+fn count_lines_from(path: &Path, offset: u64) -> io::Result<(u64, u64)> {
+    use std::io::{BufRead, Seek, SeekFrom};
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(offset))?;
+    let (mut lines, mut records) = (0, 0);
+    for line in BufReader::new(file).split(b'\n') {
+        let line = line?;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        lines += 1;
+        if Record::decode(&line).is_ok() {
+            records += 1;
+        }
+    }
+    Ok((lines, records))
+}
