@@ -41,9 +41,9 @@ complete -c kvctl -n "__fish_kvctl_needs_command" -f -a "help" -d 'Print this me
 complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l port -d 'Port to listen on' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l data-dir -d 'Directory holding wal.log; created if missing' -r -F
 complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l host -d 'Address to bind; the default accepts local connections only' -r
-complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l fsync -d 'When writes are forced to disk before they are acknowledged' -r -f -a "always\t'fdatasync before every acknowledgement; concurrent writers share one'
-interval\t'fdatasync once a second: a crash loses at most the last second'
-never\t'Leave flushing to the OS: a crash of the machine can lose recent writes'"
+complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l fsync -d 'When writes are forced to disk before they are acknowledged' -r -f -a "always\t'fdatasync before every acknowledgement; concurrent writers share one (group commit)'
+interval\t'fdatasync once a second: a machine crash can lose up to the last second'
+never\t'leave flushing to the OS: a machine crash can lose recent writes'"
 complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l log-level -d 'Log filter (error, warn, info, debug, trace, or a tracing directive); overrides RUST_LOG' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l max-key-bytes -d 'Longest key accepted, in bytes' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l max-body-bytes -d 'Largest request body accepted, in bytes' -r

@@ -26,11 +26,11 @@ pub const WAL_FILE: &str = "wal.log";
 /// When appended records are forced to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum FsyncPolicy {
-    /// fdatasync before every acknowledgement; concurrent writers share one.
+    /// fdatasync before every acknowledgement; concurrent writers share one (group commit).
     Always,
-    /// fdatasync once a second: a crash loses at most the last second.
+    /// fdatasync once a second: a machine crash can lose up to the last second.
     Interval,
-    /// Leave flushing to the OS: a crash of the machine can lose recent writes.
+    /// leave flushing to the OS: a machine crash can lose recent writes.
     Never,
 }
 
