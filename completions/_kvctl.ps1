@@ -34,6 +34,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvctl' -ScriptBlock {
             [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'Show the number of keys and the bytes their values take')
             [CompletionResult]::new('batch', 'batch', [CompletionResultType]::ParameterValue, 'Run a batch of set/get/delete operations from a JSON file or stdin')
             [CompletionResult]::new('wal', 'wal', [CompletionResultType]::ParameterValue, 'Inspect, compact or repair a data directory''s write-ahead log')
+            [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Drive a running server with a workload and report throughput and latency')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions for kvctl')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Write kvctl''s man pages')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -197,6 +198,30 @@ Register-ArgumentCompleter -Native -CommandName 'kvctl' -ScriptBlock {
         'kvctl;wal;help;help' {
             break
         }
+        'kvctl;bench' {
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'URL of the server')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'What each request does')
+            [CompletionResult]::new('--workload', '--workload', [CompletionResultType]::ParameterName, 'What each request does')
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Concurrent keep-alive connections')
+            [CompletionResult]::new('--clients', '--clients', [CompletionResultType]::ParameterName, 'Concurrent keep-alive connections')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'How long to run (e.g. 10s, 1m) [default: 10s unless --requests]')
+            [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'How long to run (e.g. 10s, 1m) [default: 10s unless --requests]')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Stop after this many requests instead of after a duration')
+            [CompletionResult]::new('--requests', '--requests', [CompletionResultType]::ParameterName, 'Stop after this many requests instead of after a duration')
+            [CompletionResult]::new('--keyspace', '--keyspace', [CompletionResultType]::ParameterName, 'Number of distinct keys')
+            [CompletionResult]::new('--value-size', '--value-size', [CompletionResultType]::ParameterName, 'Bytes of each (string) value written')
+            [CompletionResult]::new('--ttl', '--ttl', [CompletionResultType]::ParameterName, 'ttl of the keys written, in seconds')
+            [CompletionResult]::new('--read-ratio', '--read-ratio', [CompletionResultType]::ParameterName, 'Share of GETs in the mixed workload')
+            [CompletionResult]::new('--batch-size', '--batch-size', [CompletionResultType]::ParameterName, 'Sets per request in the batch workload')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format [default: table on a terminal, plain otherwise]')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format [default: table on a terminal, plain otherwise]')
+            [CompletionResult]::new('--preload', '--preload', [CompletionResultType]::ParameterName, 'Write every key of the keyspace before measuring')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'kvctl;completions' {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -221,6 +246,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvctl' -ScriptBlock {
             [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'Show the number of keys and the bytes their values take')
             [CompletionResult]::new('batch', 'batch', [CompletionResultType]::ParameterValue, 'Run a batch of set/get/delete operations from a JSON file or stdin')
             [CompletionResult]::new('wal', 'wal', [CompletionResultType]::ParameterValue, 'Inspect, compact or repair a data directory''s write-ahead log')
+            [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Drive a running server with a workload and report throughput and latency')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions for kvctl')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Write kvctl''s man pages')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -260,6 +286,9 @@ Register-ArgumentCompleter -Native -CommandName 'kvctl' -ScriptBlock {
             break
         }
         'kvctl;help;wal;repair' {
+            break
+        }
+        'kvctl;help;bench' {
             break
         }
         'kvctl;help;completions' {

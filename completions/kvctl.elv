@@ -31,6 +31,7 @@ set edit:completion:arg-completer[kvctl] = {|@words|
             cand stats 'Show the number of keys and the bytes their values take'
             cand batch 'Run a batch of set/get/delete operations from a JSON file or stdin'
             cand wal 'Inspect, compact or repair a data directory''s write-ahead log'
+            cand bench 'Drive a running server with a workload and report throughput and latency'
             cand completions 'Print shell completions for kvctl'
             cand man 'Write kvctl''s man pages'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -176,6 +177,29 @@ set edit:completion:arg-completer[kvctl] = {|@words|
         }
         &'kvctl;wal;help;help'= {
         }
+        &'kvctl;bench'= {
+            cand --server 'URL of the server'
+            cand -w 'What each request does'
+            cand --workload 'What each request does'
+            cand -c 'Concurrent keep-alive connections'
+            cand --clients 'Concurrent keep-alive connections'
+            cand -d 'How long to run (e.g. 10s, 1m) [default: 10s unless --requests]'
+            cand --duration 'How long to run (e.g. 10s, 1m) [default: 10s unless --requests]'
+            cand -n 'Stop after this many requests instead of after a duration'
+            cand --requests 'Stop after this many requests instead of after a duration'
+            cand --keyspace 'Number of distinct keys'
+            cand --value-size 'Bytes of each (string) value written'
+            cand --ttl 'ttl of the keys written, in seconds'
+            cand --read-ratio 'Share of GETs in the mixed workload'
+            cand --batch-size 'Sets per request in the batch workload'
+            cand -o 'Output format [default: table on a terminal, plain otherwise]'
+            cand --output 'Output format [default: table on a terminal, plain otherwise]'
+            cand --preload 'Write every key of the keyspace before measuring'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'kvctl;completions'= {
             cand -h 'Print help'
             cand --help 'Print help'
@@ -198,6 +222,7 @@ set edit:completion:arg-completer[kvctl] = {|@words|
             cand stats 'Show the number of keys and the bytes their values take'
             cand batch 'Run a batch of set/get/delete operations from a JSON file or stdin'
             cand wal 'Inspect, compact or repair a data directory''s write-ahead log'
+            cand bench 'Drive a running server with a workload and report throughput and latency'
             cand completions 'Print shell completions for kvctl'
             cand man 'Write kvctl''s man pages'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -226,6 +251,8 @@ set edit:completion:arg-completer[kvctl] = {|@words|
         &'kvctl;help;wal;compact'= {
         }
         &'kvctl;help;wal;repair'= {
+        }
+        &'kvctl;help;bench'= {
         }
         &'kvctl;help;completions'= {
         }

@@ -35,6 +35,7 @@ complete -c kvctl -n "__fish_kvctl_needs_command" -f -a "ls" -d 'List keys, opti
 complete -c kvctl -n "__fish_kvctl_needs_command" -f -a "stats" -d 'Show the number of keys and the bytes their values take'
 complete -c kvctl -n "__fish_kvctl_needs_command" -f -a "batch" -d 'Run a batch of set/get/delete operations from a JSON file or stdin'
 complete -c kvctl -n "__fish_kvctl_needs_command" -f -a "wal" -d 'Inspect, compact or repair a data directory\'s write-ahead log'
+complete -c kvctl -n "__fish_kvctl_needs_command" -f -a "bench" -d 'Drive a running server with a workload and report throughput and latency'
 complete -c kvctl -n "__fish_kvctl_needs_command" -f -a "completions" -d 'Print shell completions for kvctl'
 complete -c kvctl -n "__fish_kvctl_needs_command" -f -a "man" -d 'Write kvctl\'s man pages'
 complete -c kvctl -n "__fish_kvctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -131,22 +132,44 @@ complete -c kvctl -n "__fish_kvctl_using_subcommand wal; and __fish_seen_subcomm
 complete -c kvctl -n "__fish_kvctl_using_subcommand wal; and __fish_seen_subcommand_from help" -f -a "compact" -d 'Rewrite the log to the live state only, atomically'
 complete -c kvctl -n "__fish_kvctl_using_subcommand wal; and __fish_seen_subcommand_from help" -f -a "repair" -d 'Cut a corrupt log at its last good record, keeping a backup'
 complete -c kvctl -n "__fish_kvctl_using_subcommand wal; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kvctl -n "__fish_kvctl_using_subcommand bench" -l server -d 'URL of the server' -r
+complete -c kvctl -n "__fish_kvctl_using_subcommand bench" -s w -l workload -d 'What each request does' -r -f -a "get\t'GET /kv/{key} of random keys'
+put\t'PUT /kv/{key} of random keys'
+mixed\t'GET or PUT, by --read-ratio'
+batch\t'POST /kv/batch with --batch-size sets'
+delete\t'DELETE /kv/{key} of random keys'
+list\t'GET /kv?prefix=... matching 1000 keys of the keyspace'"
+complete -c kvctl -n "__fish_kvctl_using_subcommand bench" -s c -l clients -d 'Concurrent keep-alive connections' -r
+complete -c kvctl -n "__fish_kvctl_using_subcommand bench" -s d -l duration -d 'How long to run (e.g. 10s, 1m) [default: 10s unless --requests]' -r
+complete -c kvctl -n "__fish_kvctl_using_subcommand bench" -s n -l requests -d 'Stop after this many requests instead of after a duration' -r
+complete -c kvctl -n "__fish_kvctl_using_subcommand bench" -l keyspace -d 'Number of distinct keys' -r
+complete -c kvctl -n "__fish_kvctl_using_subcommand bench" -l value-size -d 'Bytes of each (string) value written' -r
+complete -c kvctl -n "__fish_kvctl_using_subcommand bench" -l ttl -d 'ttl of the keys written, in seconds' -r
+complete -c kvctl -n "__fish_kvctl_using_subcommand bench" -l read-ratio -d 'Share of GETs in the mixed workload' -r
+complete -c kvctl -n "__fish_kvctl_using_subcommand bench" -l batch-size -d 'Sets per request in the batch workload' -r
+complete -c kvctl -n "__fish_kvctl_using_subcommand bench" -s o -l output -d 'Output format [default: table on a terminal, plain otherwise]' -r -f -a "json\t'What the server answers: JSON bodies'
+table\t'Tables for people'
+plain\t'Bare values and one item per line, for scripts'"
+complete -c kvctl -n "__fish_kvctl_using_subcommand bench" -l preload -d 'Write every key of the keyspace before measuring'
+complete -c kvctl -n "__fish_kvctl_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kvctl -n "__fish_kvctl_using_subcommand bench" -s V -l version -d 'Print version'
 complete -c kvctl -n "__fish_kvctl_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c kvctl -n "__fish_kvctl_using_subcommand completions" -s V -l version -d 'Print version'
 complete -c kvctl -n "__fish_kvctl_using_subcommand man" -l out-dir -d 'Write kvctl.1 and one page per subcommand into this directory instead of printing kvctl.1' -r -F
 complete -c kvctl -n "__fish_kvctl_using_subcommand man" -s h -l help -d 'Print help'
 complete -c kvctl -n "__fish_kvctl_using_subcommand man" -s V -l version -d 'Print version'
-complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal completions man help" -f -a "serve" -d 'Run the HTTP key-value store on a data directory'
-complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal completions man help" -f -a "get" -d 'Print the value of a key'
-complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal completions man help" -f -a "put" -d 'Set a key to a value (a string unless --json)'
-complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal completions man help" -f -a "rm" -d 'Delete a key'
-complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal completions man help" -f -a "ls" -d 'List keys, optionally only those starting with a prefix'
-complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal completions man help" -f -a "stats" -d 'Show the number of keys and the bytes their values take'
-complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal completions man help" -f -a "batch" -d 'Run a batch of set/get/delete operations from a JSON file or stdin'
-complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal completions man help" -f -a "wal" -d 'Inspect, compact or repair a data directory\'s write-ahead log'
-complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal completions man help" -f -a "completions" -d 'Print shell completions for kvctl'
-complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal completions man help" -f -a "man" -d 'Write kvctl\'s man pages'
-complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal bench completions man help" -f -a "serve" -d 'Run the HTTP key-value store on a data directory'
+complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal bench completions man help" -f -a "get" -d 'Print the value of a key'
+complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal bench completions man help" -f -a "put" -d 'Set a key to a value (a string unless --json)'
+complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal bench completions man help" -f -a "rm" -d 'Delete a key'
+complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal bench completions man help" -f -a "ls" -d 'List keys, optionally only those starting with a prefix'
+complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal bench completions man help" -f -a "stats" -d 'Show the number of keys and the bytes their values take'
+complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal bench completions man help" -f -a "batch" -d 'Run a batch of set/get/delete operations from a JSON file or stdin'
+complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal bench completions man help" -f -a "wal" -d 'Inspect, compact or repair a data directory\'s write-ahead log'
+complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal bench completions man help" -f -a "bench" -d 'Drive a running server with a workload and report throughput and latency'
+complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal bench completions man help" -f -a "completions" -d 'Print shell completions for kvctl'
+complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal bench completions man help" -f -a "man" -d 'Write kvctl\'s man pages'
+complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal bench completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kvctl -n "__fish_kvctl_using_subcommand help; and __fish_seen_subcommand_from wal" -f -a "inspect" -d 'Summarise a log (or list its records) without changing it'
 complete -c kvctl -n "__fish_kvctl_using_subcommand help; and __fish_seen_subcommand_from wal" -f -a "compact" -d 'Rewrite the log to the live state only, atomically'
 complete -c kvctl -n "__fish_kvctl_using_subcommand help; and __fish_seen_subcommand_from wal" -f -a "repair" -d 'Cut a corrupt log at its last good record, keeping a backup'

@@ -54,6 +54,8 @@ pub enum Command {
     /// Inspect, compact or repair a data directory's write-ahead log.
     #[command(subcommand)]
     Wal(WalCommand),
+    /// Drive a running server with a workload and report throughput and latency.
+    Bench(BenchArgs),
     /// Print shell completions for kvctl.
     Completions(CompletionsArgs),
     /// Write kvctl's man pages.
@@ -225,6 +227,50 @@ pub struct CompactArgs {
 pub struct RepairArgs {
     #[command(flatten)]
     pub dir: DataDirArg,
+}
+
+/// Options of `kvctl bench`.
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+Keys are key:0000000000 .. key:<keyspace-1>, chosen at random; `list` asks for
+a prefix that 1000 consecutive keys share. Latencies are per request, from
+send to the last byte of the answer, over keep-alive HTTP/1.1 connections.")]
+pub struct BenchArgs {
+    /// URL of the server.
+    #[arg(long, env = "KVCTL_SERVER", default_value = crate::client::DEFAULT_SERVER, value_name = "URL")]
+    pub server: String,
+    /// What each request does.
+    #[arg(long, short = 'w', value_enum, default_value_t = crate::bench::Workload::Get)]
+    pub workload: crate::bench::Workload,
+    /// Concurrent keep-alive connections.
+    #[arg(long, short = 'c', default_value_t = 64, value_parser = positive())]
+    pub clients: usize,
+    /// How long to run (e.g. 10s, 1m) [default: 10s unless --requests].
+    #[arg(long, short = 'd', value_parser = humantime::parse_duration, conflicts_with = "requests")]
+    pub duration: Option<std::time::Duration>,
+    /// Stop after this many requests instead of after a duration.
+    #[arg(long, short = 'n')]
+    pub requests: Option<u64>,
+    /// Number of distinct keys.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub keyspace: u64,
+    /// Bytes of each (string) value written.
+    #[arg(long, default_value_t = 100)]
+    pub value_size: usize,
+    /// ttl of the keys written, in seconds.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=crate::ttl::MAX_TTL_SECS))]
+    pub ttl: Option<u64>,
+    /// Share of GETs in the mixed workload.
+    #[arg(long, default_value_t = 0.9)]
+    pub read_ratio: f64,
+    /// Sets per request in the batch workload.
+    #[arg(long, default_value_t = 100, value_parser = positive())]
+    pub batch_size: usize,
+    /// Write every key of the keyspace before measuring.
+    #[arg(long)]
+    pub preload: bool,
+    #[command(flatten)]
+    pub output: OutputArg,
 }
 
 /// Options of `kvctl completions`.

@@ -12,12 +12,14 @@
 //! - [`server`]: the axum HTTP layer and the one error-to-status mapping.
 //! - [`client`]: a typed HTTP client for a running server.
 //! - [`output`]: output formats, tables and progress bars for the CLI.
+//! - [`bench`]: the load generator behind `kvctl bench`.
 //! - [`cli`]: clap definitions, the single source of `--help`, man pages and
 //!   completions; [`commands`]: one module per subcommand.
 //!
 //! Data flows one way: request → [`api`] → [`engine`] → [`wal`] → [`store`].
 
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod commands;

@@ -48,6 +48,7 @@ fn run_tool(command: Command) -> Result<(), CliError> {
         Command::Wal(WalCommand::Inspect(args)) => commands::wal::inspect(args),
         Command::Wal(WalCommand::Compact(args)) => commands::wal::compact(args),
         Command::Wal(WalCommand::Repair(args)) => commands::wal::repair(args),
+        Command::Bench(args) => commands::bench::run(args),
         Command::Completions(args) => commands::generate::completions(args),
         Command::Man(args) => commands::generate::man(args),
     }

@@ -1,5 +1,6 @@
 //! One module per group of subcommands, and the errors that pick exit codes.
 
+pub mod bench;
 pub mod client;
 pub mod generate;
 pub mod serve;

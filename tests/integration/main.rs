@@ -1,5 +1,6 @@
 //! Integration tests: the real `kvctl` binary, free ports, temp directories.
 
+mod bench;
 mod cli;
 mod generated;
 mod server;
