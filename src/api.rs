@@ -102,6 +102,16 @@ pub enum RequestError {
 
 /// Decodes the key part of a `/kv/{key}` path and checks it.
 pub fn decode_key(raw: &str, limits: &Limits) -> Result<String, RequestError> {
+    // percent_decode passes a stray `%` through; the contract calls it invalid.
+    let bytes = raw.as_bytes();
+    let well_formed = bytes.iter().enumerate().all(|(i, &b)| {
+        b != b'%'
+            || (bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    });
+    if !well_formed {
+        return Err(RequestError::KeyEncoding);
+    }
     let key = percent_decode_str(raw)
         .decode_utf8()
         .map_err(|_| RequestError::KeyEncoding)?
@@ -213,6 +223,14 @@ mod tests {
         );
         assert_eq!(decode_key("", &limits()), Err(RequestError::EmptyKey));
         assert_eq!(decode_key("%FF", &limits()), Err(RequestError::KeyEncoding));
+        for bad in ["%ZZ", "abc%", "abc%4", "%G1x", "a%%20"] {
+            assert_eq!(
+                decode_key(bad, &limits()),
+                Err(RequestError::KeyEncoding),
+                "{bad}"
+            );
+        }
+        assert_eq!(decode_key("%25%41", &limits()).unwrap(), "%A");
         let long = "k".repeat(1025);
         assert!(matches!(
             decode_key(&long, &limits()),

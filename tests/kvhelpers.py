@@ -270,7 +270,7 @@ class Server:
     def _env(self, env):
         full = dict(os.environ)
         # never let the outer environment configure the server behind our back
-        for k in ("PORT", "DATA_DIR"):
+        for k in ("PORT", "DATA_DIR", "KVCTL_HOST", "KVCTL_FSYNC", "KVCTL_LOG_LEVEL"):
             full.pop(k, None)
         if env:
             full.update({k: str(v) for k, v in env.items()})

@@ -186,3 +186,12 @@ def test_configured_batch_limit(server_factory):
     r = s.batch([{"op": "set", "key": f"x{i}", "value": i} for i in range(4)])
     assert_error(r, (400, 413))
     assert s.keys() == ["k0", "k1", "k2"]
+
+
+def test_batch_key_over_limit_is_rejected(server):
+    server.set_ok("pre", 1)
+    r = server.batch([{"op": "set", "key": "ok", "value": 1},
+                      {"op": "set", "key": "k" * 1025, "value": 1}])
+    assert_error(r, 400)
+    server.assert_absent("ok")
+    assert server.keys() == ["pre"]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from kvhelpers import (I64_MAX, I64_MIN, MISSING, NOT_FOUND, SUCCESS, U64_MAX, assert_error,
+from kvhelpers import (I64_MAX, I64_MIN, NOT_FOUND, SUCCESS, U64_MAX, assert_error,
                        assert_json, compact_len, kv_path, ordered, ordered_loads, raw_http)
 
 
@@ -95,6 +95,14 @@ def test_value_round_trips_exactly(server, value):
     assert_json(r, 200, {"value": value})
     # also the raw text, with object member order significant
     assert ordered_loads(r.text) == ordered({"value": value})
+
+
+def test_deeply_nested_value_round_trips(server):
+    value = "leaf"
+    for depth in range(50):
+        value = {"d": depth, "child": [value]} if depth % 2 else [depth, value]
+    server.set_ok("deep", value)
+    server.assert_value("deep", value)
 
 
 def test_object_member_order_is_preserved(server):
@@ -198,7 +206,7 @@ def test_stats_empty_store(server):
     pytest.param(None, 4, id="null"),
     pytest.param({"a": 1}, 7, id="object"),
     pytest.param([1, 2], 5, id="array"),
-    pytest.param({"a": [1, 2], "b": {"c": None}}, 25, id="nested"),
+    pytest.param({"a": [1, 2], "b": {"c": None}}, 26, id="nested"),
 ])
 def test_stats_size_bytes_per_value(server, value, size):
     assert compact_len(value) == size  # sanity of the expectation itself

@@ -103,7 +103,7 @@ def test_sigterm_finishes_request_in_flight(server):
         with pytest.raises(subprocess.TimeoutExpired):
             server.proc.wait(timeout=0.5)   # must wait for our unfinished request
         sock.sendall(body)
-        status, headers, data = _read_response(sock, buf[len(b""):] if not buf else b"")
+        status, headers, data = _read_response(sock, buf)
     finally:
         sock.close()
     assert status == 200 and json.loads(data) == SUCCESS, (status, data)
@@ -126,7 +126,7 @@ def test_sigterm_stops_accepting_new_connections(server):
         with pytest.raises(requests.RequestException):
             requests.get(server.url("/stats"), timeout=1.0)
         sock.sendall(body)
-        _read_response(sock)
+        _read_response(sock, buf)
     finally:
         sock.close()
     assert server.wait_exit() == 0
@@ -253,6 +253,7 @@ def test_malformed_flags_exit_nonzero_without_panic(server_factory, args, needle
     assert rc != 0
     no_panic(err)
     assert needle in err, f"the message should mention {needle!r}:\n{err}"
+    assert len(nonempty_lines(err)) == 1, f"expected a one-line message, got:\n{err}"
     assert not s.data_dir.joinpath("wal.log").exists() or s.data_dir.joinpath("wal.log").stat().st_size == 0
 
 

@@ -1,6 +1,5 @@
 """TTL and expiry. Contract §3 (ttl validation, replace-on-overwrite) and §4."""
 
-import json
 import time
 
 import pytest
@@ -189,3 +188,90 @@ def test_wal_records_ttl_only_when_given(server):
     by_key = {r["key"]: r for r in recs}
     assert by_key["with"]["ttl"] == 60
     assert "ttl" not in by_key["without"]
+
+
+def _rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/status"), reason="needs Linux /proc")
+def test_expired_keys_memory_is_reclaimed_without_reads(server):
+    """Contract §4: memory of expired keys is given back in the background,
+    not only when someone touches the keys. Nothing reads the store while we
+    watch the process's resident memory."""
+    rss_before = _rss_kib(server.pid)
+    n, per_batch = 200_000, 5000
+    t0 = time.monotonic()
+    for start in range(0, n, per_batch):
+        ops = [{"op": "set", "key": f"exp{i:06d}", "value": "x" * 200, "ttl": 1}
+               for i in range(start, start + per_batch)]
+        r = server.batch(ops, timeout=60)
+        assert r.status_code == 200, r.text[:300]
+    rss_full = _rss_kib(server.pid)
+    growth = rss_full - rss_before
+    assert growth > 20_000, f"storing {n} values should take memory (grew only {growth} KiB)"
+    # no HTTP traffic from here on: only watch /proc
+    deadline = t0 + 1 + 10
+    while True:
+        rss = _rss_kib(server.pid)
+        if rss < rss_before + growth * 0.5:
+            break
+        assert time.monotonic() < deadline, (
+            f"RSS still {rss} KiB ({rss_full} at peak, {rss_before} at start) "
+            f"{time.monotonic() - t0:.1f}s after writing keys with ttl 1")
+        time.sleep(0.1)
+    # the last batches were written up to a few seconds after t0
+    wait_until(lambda: server.stats() == {"keys": 0, "size_bytes": 0}, timeout=10,
+               message="all 200000 keys to expire")
+
+
+def test_expiry_is_simultaneous_for_all_readers(server):
+    """Once any reader has seen an expired key gone, no reader that starts
+    later may still see it (GET, listing, stats, batch get)."""
+    import threading
+    import requests
+
+    server.set_ok("watched", "w", ttl=1)
+    stop = threading.Event()
+    observations = []  # (t_start, t_end, present, reader)
+    lock = threading.Lock()
+
+    def reader(kind):
+        sess = requests.Session()
+        while not stop.is_set():
+            t_start = time.monotonic()
+            if kind == "get":
+                r = sess.get(server.url(kv_path("watched")), timeout=10)
+                present = r.status_code == 200
+            elif kind == "list":
+                present = "watched" in sess.get(server.url("/kv"), timeout=10).json()["keys"]
+            elif kind == "stats":
+                present = sess.get(server.url("/stats"), timeout=10).json()["keys"] == 1
+            else:
+                res = sess.post(server.url("/kv/batch"), json={"operations": [{"op": "get", "key": "watched"}]},
+                                timeout=10).json()["results"][0]
+                present = "value" in res
+            t_end = time.monotonic()
+            with lock:
+                observations.append((t_start, t_end, present, kind))
+        sess.close()
+
+    threads = [threading.Thread(target=reader, args=(k,)) for k in ("get", "list", "stats", "batch") * 2]
+    for t in threads:
+        t.start()
+    wait_until(lambda: sum(1 for o in observations if not o[2]) >= 40, timeout=1 + 5,
+               message="readers to observe the expiry")
+    # run a little past the first absence so late "present" answers would be caught
+    first_gone = min(o[1] for o in observations if not o[2])
+    wait_until(lambda: time.monotonic() > first_gone + 0.3, timeout=5)
+    stop.set()
+    for t in threads:
+        t.join(timeout=10)
+    stale = [o for o in observations if o[2] and o[0] > first_gone]
+    assert not stale, f"readers still saw the key after another saw it expire: {stale[:5]}"
+    kinds_gone = {o[3] for o in observations if not o[2]}
+    assert kinds_gone == {"get", "list", "stats", "batch"}
