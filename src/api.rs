@@ -4,7 +4,10 @@
 //! the log, and described by a [`RequestError`] whose text is what the client
 //! sees in `{"error": ...}`.
 
+use std::borrow::Cow;
+
 use percent_encoding::percent_decode_str;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::engine::Command;
@@ -101,7 +104,7 @@ pub enum RequestError {
 }
 
 /// Decodes the key part of a `/kv/{key}` path and checks it.
-pub fn decode_key(raw: &str, limits: &Limits) -> Result<String, RequestError> {
+pub fn decode_key<'a>(raw: &'a str, limits: &Limits) -> Result<Cow<'a, str>, RequestError> {
     // percent_decode passes a stray `%` through; the contract calls it invalid.
     let bytes = raw.as_bytes();
     let well_formed = bytes.iter().enumerate().all(|(i, &b)| {
@@ -114,8 +117,7 @@ pub fn decode_key(raw: &str, limits: &Limits) -> Result<String, RequestError> {
     }
     let key = percent_decode_str(raw)
         .decode_utf8()
-        .map_err(|_| RequestError::KeyEncoding)?
-        .into_owned();
+        .map_err(|_| RequestError::KeyEncoding)?;
     check_key(&key, limits)?;
     Ok(key)
 }
@@ -136,8 +138,72 @@ pub fn check_key(key: &str, limits: &Limits) -> Result<(), RequestError> {
 
 /// Parses a PUT body (JSON whatever its Content-Type) into a value and ttl.
 pub fn parse_put(body: &[u8]) -> Result<(StoredValue, Option<u64>), RequestError> {
+    if let Some(parsed) = serde_json::from_slice::<Members<'_>>(body)
+        .ok()
+        .and_then(|m| m.value_and_ttl())
+    {
+        return Ok(parsed);
+    }
+    // The general path is the authority on what is wrong.
     let object = parse_object(body, "request body")?;
     value_and_ttl(&object)
+}
+
+/// The members of a PUT body or a batch operation, borrowed from the request.
+///
+/// Parsing into this is the fast path: no tree of `Value`s is built for
+/// members that are only passed through. Anything it cannot take as valid is
+/// handed to the `Value`-based path, which decides and describes the error.
+#[derive(serde::Deserialize)]
+struct Members<'a> {
+    #[serde(borrow, default)]
+    op: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    key: Option<Cow<'a, str>>,
+    /// `null` is a value; only a missing member is `None`.
+    #[serde(borrow, default, deserialize_with = "present")]
+    value: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    ttl: Option<&'a RawValue>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+impl Members<'_> {
+    fn value_and_ttl(&self) -> Option<(StoredValue, Option<u64>)> {
+        let value = StoredValue::from_json_text(self.value?.get())?;
+        let ttl = match self.ttl {
+            None => None,
+            Some(raw) => {
+                let ttl: Value = serde_json::from_str(raw.get()).ok()?;
+                parse_ttl(Some(&ttl)).ok()?
+            }
+        };
+        Some((value, ttl))
+    }
+
+    fn command(self, limits: &Limits) -> Option<Command> {
+        let key = self.key.as_deref()?;
+        check_key(key, limits).ok()?;
+        let key = key.to_owned();
+        match self.op.as_deref()? {
+            "set" => {
+                let (value, ttl) = self.value_and_ttl()?;
+                Some(Command::Set { key, value, ttl })
+            }
+            "get" => Some(Command::Get { key }),
+            "delete" => Some(Command::Delete { key }),
+            _ => None,
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct BatchBody<'a> {
+    #[serde(borrow)]
+    operations: Vec<&'a RawValue>,
 }
 
 fn parse_object(body: &[u8], what: &'static str) -> Result<Map<String, Value>, RequestError> {
@@ -156,6 +222,32 @@ fn value_and_ttl(object: &Map<String, Value>) -> Result<(StoredValue, Option<u64
 
 /// Parses and fully validates a batch body before anything is applied.
 pub fn parse_batch(body: &[u8], limits: &Limits) -> Result<Vec<Command>, RequestError> {
+    if let Ok(batch) = serde_json::from_slice::<BatchBody<'_>>(body) {
+        if batch.operations.len() <= limits.max_batch_ops {
+            return batch
+                .operations
+                .iter()
+                .enumerate()
+                .map(|(index, raw)| {
+                    serde_json::from_str::<Members<'_>>(raw.get())
+                        .ok()
+                        .and_then(|m| m.command(limits))
+                        .map_or_else(
+                            || {
+                                let op: Value = serde_json::from_str(raw.get())
+                                    .expect("a RawValue is valid JSON");
+                                parse_operation(&op, limits)
+                            },
+                            Ok,
+                        )
+                        .map_err(|source| RequestError::BadOperation {
+                            index,
+                            source: Box::new(source),
+                        })
+                })
+                .collect();
+        }
+    }
     let mut object = parse_object(body, "request body")?;
     let operations = match object.remove("operations") {
         Some(Value::Array(operations)) => operations,
@@ -298,6 +390,35 @@ mod tests {
                 .to_string();
             assert!(err.starts_with(expect), "{op}: {err}");
         }
+    }
+
+    #[test]
+    fn fast_and_general_paths_agree() {
+        for body in [
+            r#"{"value":"plain"}"#,
+            r#"{"value":"esc\"aped\u00e9","ttl":5}"#,
+            r#"{"value":{"b":[1,2.50,null],"a":true}}"#,
+            r#"{"value":null,"ttl":null}"#,
+            r#"{"value":1,"value":2}"#,
+            r#"{"value":1,"ttl":1.0}"#,
+            r#"{"value":1,"key":7,"op":[]}"#,
+        ] {
+            let object = parse_object(body.as_bytes(), "request body").unwrap();
+            assert_eq!(parse_put(body.as_bytes()), value_and_ttl(&object), "{body}");
+        }
+        let body = br#"{"operations":[{"op":"set","key":"a","value":{"z":1},"ttl":9},{"key":"a","op":"get"},{"op":"delete","key":"b","value":1}]}"#;
+        assert_eq!(
+            parse_batch(body, &limits()).unwrap(),
+            vec![
+                Command::Set {
+                    key: "a".into(),
+                    value: StoredValue::from_json_text(r#"{"z":1}"#).unwrap(),
+                    ttl: Some(9)
+                },
+                Command::Get { key: "a".into() },
+                Command::Delete { key: "b".into() },
+            ]
+        );
     }
 
     #[test]

@@ -270,15 +270,18 @@ impl Writer {
         {
             let store = self.shared.store.read();
             // Keys written earlier in this group: Some(index of the set in
-            // `records`) or None for a delete.
-            let mut written: HashMap<String, Option<usize>> = HashMap::new();
+            // `records`) or None for a delete. Built only when a delete or a
+            // get needs it, so a group of plain sets clones no keys.
+            let mut written: Option<HashMap<String, Option<usize>>> = None;
             for job in group.iter_mut() {
                 let first_record = records.len();
                 let mut results = Vec::with_capacity(job.commands.len());
                 for command in job.commands.drain(..) {
                     let outcome = match command {
                         Command::Set { key, value, ttl } => {
-                            written.insert(key.clone(), Some(records.len()));
+                            if let Some(written) = written.as_mut() {
+                                written.insert(key.clone(), Some(records.len()));
+                            }
                             records.push(Record {
                                 op: Op::Set { key, value, ttl },
                                 timestamp_ms: now,
@@ -287,6 +290,7 @@ impl Writer {
                             Outcome::Done
                         }
                         Command::Delete { key } => {
+                            let written = written.get_or_insert_with(|| index_writes(&records));
                             let live = match written.get(&key) {
                                 Some(set) => set.is_some(),
                                 None => store.contains(&key, now),
@@ -304,6 +308,7 @@ impl Writer {
                             }
                         }
                         Command::Get { key } => {
+                            let written = written.get_or_insert_with(|| index_writes(&records));
                             let value = match written.get(&key) {
                                 Some(Some(i)) => match &records[*i].op {
                                     Op::Set { value, .. } => Some(value.json()),
@@ -360,6 +365,18 @@ impl Writer {
             let _ = job.reply.send(Ok(results));
         }
     }
+}
+
+/// Which keys the records of a group so far leave set (with the set's index) or deleted.
+fn index_writes(records: &[Record]) -> HashMap<String, Option<usize>> {
+    records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let set = matches!(r.op, Op::Set { .. }).then_some(i);
+            (r.key().to_owned(), set)
+        })
+        .collect()
 }
 
 fn sweep_loop(shared: &Shared) {

@@ -7,26 +7,46 @@
 //! `now` so the arithmetic is testable without a clock.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::num::NonZeroU64;
 use std::ops::Bound;
+
+use compact_str::CompactString;
 
 use crate::ttl::has_expired;
 use crate::value::StoredValue;
 use crate::wal::{Op, Record};
 
-/// A stored value and when it expires.
+/// A stored value and when it expires: 24 bytes beside its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// The value.
     pub value: StoredValue,
-    /// Wall-clock deadline in milliseconds, if the key has a ttl.
-    pub deadline_ms: Option<u64>,
+    deadline: Option<NonZeroU64>,
 }
 
 impl Entry {
+    /// An entry expiring at `deadline_ms`, if given.
+    pub fn new(value: StoredValue, deadline_ms: Option<u64>) -> Entry {
+        Entry {
+            value,
+            // A deadline of 0 has passed for any clock; 1 ms is as good.
+            deadline: deadline_ms.map(|d| NonZeroU64::new(d.max(1)).expect("at least 1")),
+        }
+    }
+
+    /// Wall-clock deadline in milliseconds, if the key has a ttl.
+    pub fn deadline_ms(&self) -> Option<u64> {
+        self.deadline.map(NonZeroU64::get)
+    }
+
     fn is_live(&self, now_ms: u64) -> bool {
-        self.deadline_ms.is_none_or(|d| !has_expired(d, now_ms))
+        self.deadline_ms().is_none_or(|d| !has_expired(d, now_ms))
     }
 }
+
+/// Keys up to 24 bytes live inside the map's nodes, so comparisons during a
+/// lookup touch no other memory and short keys cost no allocation.
+type Key = CompactString;
 
 /// What `/stats` reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -40,9 +60,9 @@ pub struct Stats {
 /// The key-value state with its expiry index and counters.
 #[derive(Debug, Default)]
 pub struct Store {
-    map: BTreeMap<Box<str>, Entry>,
+    map: BTreeMap<Key, Entry>,
     /// `(deadline, key)` for every key that has a deadline.
-    expiry: BTreeSet<(u64, Box<str>)>,
+    expiry: BTreeSet<(u64, Key)>,
     /// Sum of sizes of every entry in `map`, expired or not.
     size_bytes: u64,
 }
@@ -124,7 +144,7 @@ impl Store {
                 if deadline_ms.is_some_and(|d| has_expired(d, now_ms)) {
                     self.remove(&key);
                 } else {
-                    self.insert(key.into_boxed_str(), value, deadline_ms);
+                    self.insert(key.into(), value, deadline_ms);
                 }
             }
             Op::Delete { key } => {
@@ -134,13 +154,13 @@ impl Store {
     }
 
     /// Inserts or replaces a value with its deadline.
-    pub fn insert(&mut self, key: Box<str>, value: StoredValue, deadline_ms: Option<u64>) {
+    pub fn insert(&mut self, key: Key, value: StoredValue, deadline_ms: Option<u64>) {
         self.size_bytes += value.size();
         let key = match self.map.get_mut(&key) {
             Some(old) => {
                 self.size_bytes -= old.value.size();
-                let old_deadline = old.deadline_ms;
-                *old = Entry { value, deadline_ms };
+                let old_deadline = old.deadline_ms();
+                *old = Entry::new(value, deadline_ms);
                 let key = self.unindex(key, old_deadline);
                 if let Some(deadline) = deadline_ms {
                     self.expiry.insert((deadline, key));
@@ -152,7 +172,7 @@ impl Store {
         if let Some(deadline) = deadline_ms {
             self.expiry.insert((deadline, key.clone()));
         }
-        self.map.insert(key, Entry { value, deadline_ms });
+        self.map.insert(key, Entry::new(value, deadline_ms));
     }
 
     /// Removes a key, live or expired. Returns whether it was present.
@@ -160,7 +180,7 @@ impl Store {
         match self.map.remove_entry(key) {
             Some((key, entry)) => {
                 self.size_bytes -= entry.value.size();
-                self.unindex(key, entry.deadline_ms);
+                self.unindex(key, entry.deadline_ms());
                 true
             }
             None => false,
@@ -168,7 +188,7 @@ impl Store {
     }
 
     /// Drops `key`'s expiry index entry for `deadline`, handing the key back.
-    fn unindex(&mut self, key: Box<str>, deadline: Option<u64>) -> Box<str> {
+    fn unindex(&mut self, key: Key, deadline: Option<u64>) -> Key {
         match deadline {
             Some(deadline) => {
                 let probe = (deadline, key);
@@ -193,7 +213,7 @@ impl Store {
             if self
                 .map
                 .get(&key)
-                .is_some_and(|e| e.deadline_ms == Some(deadline))
+                .is_some_and(|e| e.deadline_ms() == Some(deadline))
             {
                 let entry = self.map.remove(&key).expect("present");
                 self.size_bytes -= entry.value.size();

@@ -6,24 +6,19 @@
 
 use serde_json::Value;
 
-/// A value as the store keeps it: compact JSON text and its counted size.
+/// A value as the store keeps it: its compact JSON text, nothing else, so
+/// that a million stored values cost a million small allocations and no more.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredValue {
     json: Box<str>,
-    size: u64,
 }
 
 impl StoredValue {
     /// Canonicalises a parsed JSON value (compact text, member order kept).
     pub fn from_value(value: &Value) -> Self {
         let json = serde_json::to_string(value).expect("serialising a Value cannot fail");
-        let size = match value {
-            Value::String(s) => s.len() as u64,
-            _ => json.len() as u64,
-        };
         StoredValue {
             json: json.into_boxed_str(),
-            size,
         }
     }
 
@@ -40,10 +35,7 @@ impl StoredValue {
                 .iter()
                 .any(|&b| b == b'"' || b == b'\\' || b < 0x20)
         {
-            return Some(StoredValue {
-                json: text.into(),
-                size: (bytes.len() - 2) as u64,
-            });
+            return Some(StoredValue { json: text.into() });
         }
         let value: Value = serde_json::from_str(text).ok()?;
         Some(Self::from_value(&value))
@@ -55,8 +47,20 @@ impl StoredValue {
     }
 
     /// Size as `/stats` counts it: UTF-8 bytes for strings, compact JSON length otherwise.
+    ///
+    /// Derived rather than stored: only a string with escapes needs decoding,
+    /// and sizes are needed only when a value enters or leaves the store.
     pub fn size(&self) -> u64 {
-        self.size
+        let json = self.json.as_bytes();
+        if json.first() != Some(&b'"') {
+            return json.len() as u64;
+        }
+        if !json.contains(&b'\\') {
+            return (json.len() - 2) as u64;
+        }
+        let decoded: String =
+            serde_json::from_str(&self.json).expect("stored JSON is always valid");
+        decoded.len() as u64
     }
 
     /// The value parsed back into a `serde_json::Value`.
@@ -85,6 +89,8 @@ mod tests {
         assert_eq!(size_of(json!({"a": 1})), 7);
         assert_eq!(size_of(json!([1, 2])), 5);
         assert_eq!(size_of(json!("a\"b")), 3);
+        assert_eq!(size_of(json!("tab\there\u{e9}")), 10);
+        assert_eq!(size_of(json!("\u{1F600}")), 4);
     }
 
     #[test]

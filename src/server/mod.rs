@@ -7,6 +7,7 @@
 
 mod error;
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -91,8 +92,8 @@ pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
 }
 
-fn json_response(status: StatusCode, body: String) -> Response {
-    let mut response = (status, body).into_response();
+fn json_response(status: StatusCode, body: impl Into<axum::body::Body>) -> Response {
+    let mut response = (status, body.into()).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -100,14 +101,14 @@ fn json_response(status: StatusCode, body: String) -> Response {
     response
 }
 
-fn ok(body: String) -> Response {
+fn ok(body: impl Into<axum::body::Body>) -> Response {
     json_response(StatusCode::OK, body)
 }
 
 const SUCCESS: &str = r#"{"success":true}"#;
 const NOT_FOUND: &str = r#"{"error":"key not found"}"#;
 
-fn key_of(uri: &Uri, limits: &Limits) -> Result<String, ApiError> {
+fn key_of<'u>(uri: &'u Uri, limits: &Limits) -> Result<Cow<'u, str>, ApiError> {
     let raw = uri.path().strip_prefix("/kv/").unwrap_or_default();
     Ok(api::decode_key(raw, limits)?)
 }
@@ -180,15 +181,20 @@ async fn put_key(
     let (value, ttl) = api::parse_put(&body)?;
     state
         .db
-        .execute(vec![Command::Set { key, value, ttl }])
+        .execute(vec![Command::Set {
+            key: key.into_owned(),
+            value,
+            ttl,
+        }])
         .await?;
-    Ok(ok(SUCCESS.to_owned()))
+    Ok(ok(SUCCESS))
 }
 
 async fn delete_key(State(state): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
     let key = key_of(&uri, &state.limits)?;
+    let key = key.into_owned();
     match state.db.execute(vec![Command::Delete { key }]).await?[..] {
-        [Outcome::Done] => Ok(ok(SUCCESS.to_owned())),
+        [Outcome::Done] => Ok(ok(SUCCESS)),
         _ => Err(ApiError::KeyNotFound),
     }
 }
