@@ -30,7 +30,7 @@ fn main() {
     let mut rng = fastrand::Rng::with_seed(7);
     let mut line = Vec::with_capacity(256);
     for i in 0..records {
-        let key = format!("key:{:010}", rng.u64(0..keyspace));
+        let key: kvctl::value::Key = format!("key:{:010}", rng.u64(0..keyspace)).into();
         let roll = rng.u32(0..20);
         let set = |ttl| Op::Set {
             key: key.clone(),

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::engine::Command;
 use crate::ttl::{parse_ttl, InvalidTtl};
-use crate::value::StoredValue;
+use crate::value::{Key, StoredValue};
 
 /// Limits on what a request may carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,7 +187,7 @@ impl Members<'_> {
     fn command(self, limits: &Limits) -> Option<Command> {
         let key = self.key.as_deref()?;
         check_key(key, limits).ok()?;
-        let key = key.to_owned();
+        let key = Key::from(key);
         match self.op.as_deref()? {
             "set" => {
                 let (value, ttl) = self.value_and_ttl()?;
@@ -283,7 +283,7 @@ fn parse_operation(op: &Value, limits: &Limits) -> Result<Command, RequestError>
         return Err(RequestError::UnknownOp(kind.to_owned()));
     }
     let key = match object.get("key") {
-        Some(Value::String(key)) => key.clone(),
+        Some(Value::String(key)) => Key::from(key.as_str()),
         _ => return Err(RequestError::KeyNotString),
     };
     check_key(&key, limits)?;

@@ -25,9 +25,9 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::Store;
+use crate::store::{Loader, Store};
 use crate::ttl::now_ms;
-use crate::value::StoredValue;
+use crate::value::{Key, StoredValue};
 use crate::wal::{Appender, BatchMark, FsyncPolicy, LockedLog, Op, Record, TornTail, WalError};
 
 /// Most requests one group commit takes from the queue.
@@ -45,7 +45,7 @@ pub enum Command {
     /// Set a key, replacing its value and ttl.
     Set {
         /// The key.
-        key: String,
+        key: Key,
         /// The value.
         value: StoredValue,
         /// Seconds until expiry, if any.
@@ -54,12 +54,12 @@ pub enum Command {
     /// Delete a key.
     Delete {
         /// The key.
-        key: String,
+        key: Key,
     },
     /// Read a key (inside a batch, after the batch's earlier operations).
     Get {
         /// The key.
-        key: String,
+        key: Key,
     },
 }
 
@@ -128,9 +128,10 @@ impl Db {
     pub fn open(dir: &Path, policy: FsyncPolicy) -> Result<(Db, OpenReport), WalError> {
         let started = Instant::now();
         let mut log = LockedLog::open(dir)?;
-        let mut store = Store::new();
         let now = now_ms();
-        let scan = log.recover(|record, _| store.apply(record, now), |_| {})?;
+        let mut loader = Loader::new(now);
+        let scan = log.recover(|record, _| loader.apply(record), |_| {})?;
+        let store = loader.finish();
         let appender = log.into_appender(policy)?;
         let report = OpenReport {
             records: scan.records,
@@ -272,7 +273,7 @@ impl Writer {
             // Keys written earlier in this group: Some(index of the set in
             // `records`) or None for a delete. Built only when a delete or a
             // get needs it, so a group of plain sets clones no keys.
-            let mut written: Option<HashMap<String, Option<usize>>> = None;
+            let mut written: Option<HashMap<Key, Option<usize>>> = None;
             for job in group.iter_mut() {
                 let first_record = records.len();
                 let mut results = Vec::with_capacity(job.commands.len());
@@ -368,13 +369,13 @@ impl Writer {
 }
 
 /// Which keys the records of a group so far leave set (with the set's index) or deleted.
-fn index_writes(records: &[Record]) -> HashMap<String, Option<usize>> {
+fn index_writes(records: &[Record]) -> HashMap<Key, Option<usize>> {
     records
         .iter()
         .enumerate()
         .map(|(i, r)| {
             let set = matches!(r.op, Op::Set { .. }).then_some(i);
-            (r.key().to_owned(), set)
+            (r.key().into(), set)
         })
         .collect()
 }

@@ -10,10 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroU64;
 use std::ops::Bound;
 
-use compact_str::CompactString;
+use rustc_hash::FxHashMap;
 
 use crate::ttl::has_expired;
-use crate::value::StoredValue;
+use crate::value::{Key, StoredValue};
 use crate::wal::{Op, Record};
 
 /// A stored value and when it expires: 24 bytes beside its key.
@@ -43,10 +43,6 @@ impl Entry {
         self.deadline_ms().is_none_or(|d| !has_expired(d, now_ms))
     }
 }
-
-/// Keys up to 24 bytes live inside the map's nodes, so comparisons during a
-/// lookup touch no other memory and short keys cost no allocation.
-type Key = CompactString;
 
 /// What `/stats` reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -144,7 +140,7 @@ impl Store {
                 if deadline_ms.is_some_and(|d| has_expired(d, now_ms)) {
                     self.remove(&key);
                 } else {
-                    self.insert(key.into(), value, deadline_ms);
+                    self.insert(key, value, deadline_ms);
                 }
             }
             Op::Delete { key } => {
@@ -231,6 +227,63 @@ impl Store {
     /// Every entry in the map, including expired ones not yet swept.
     pub fn len_including_expired(&self) -> usize {
         self.map.len()
+    }
+}
+
+/// Builds a store from a replayed log.
+///
+/// A log overwrites and deletes keys in no useful order; applying it to the
+/// ordered map directly pays a tree descent per record. The loader applies
+/// records to a hash map instead and builds the ordered map once at the end
+/// from sorted entries, which also leaves its nodes full.
+#[derive(Debug)]
+pub struct Loader {
+    /// Fx hashing: the keys come from our own log, not from an adversary,
+    /// and a cheap hash matters over millions of records.
+    entries: FxHashMap<Key, Entry>,
+    now_ms: u64,
+}
+
+impl Loader {
+    /// A loader that judges expiry at `now_ms`.
+    pub fn new(now_ms: u64) -> Loader {
+        Loader {
+            entries: FxHashMap::default(),
+            now_ms,
+        }
+    }
+
+    /// Applies one record, as [`Store::apply`] would.
+    pub fn apply(&mut self, record: Record) {
+        let deadline_ms = record.deadline_ms();
+        match record.op {
+            Op::Set { key, value, .. } => {
+                if deadline_ms.is_some_and(|d| has_expired(d, self.now_ms)) {
+                    self.entries.remove(key.as_str());
+                } else {
+                    self.entries.insert(key, Entry::new(value, deadline_ms));
+                }
+            }
+            Op::Delete { key } => {
+                self.entries.remove(key.as_str());
+            }
+        }
+    }
+
+    /// The store holding what the records left.
+    pub fn finish(self) -> Store {
+        let mut entries: Vec<(Key, Entry)> = self.entries.into_iter().collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let size_bytes = entries.iter().map(|(_, e)| e.value.size()).sum();
+        let expiry = entries
+            .iter()
+            .filter_map(|(k, e)| e.deadline_ms().map(|d| (d, k.clone())))
+            .collect();
+        Store {
+            map: entries.into_iter().collect(),
+            expiry,
+            size_bytes,
+        }
     }
 }
 
@@ -343,6 +396,46 @@ mod tests {
         assert!(!s.contains("k", 5_000));
         assert_eq!(s.stats(5_000), Stats::default());
         assert_eq!(s.len_including_expired(), 0);
+    }
+
+    #[test]
+    fn loader_builds_what_apply_builds() {
+        let records = vec![
+            set("a", json!("x"), None, 0),
+            set("b", json!([1]), Some(5), 1_000),
+            set("c", json!(1), Some(1), 0),
+            set("a", json!("héllo"), None, 2_000),
+            Record {
+                op: Op::Delete { key: "d".into() },
+                timestamp_ms: 0,
+                batch: None,
+            },
+            set("d", json!(null), None, 0),
+            Record {
+                op: Op::Delete { key: "d".into() },
+                timestamp_ms: 0,
+                batch: None,
+            },
+            set("e", json!({"k": 1}), Some(100), 0),
+        ];
+        let now = 3_000;
+        let mut applied = Store::new();
+        let mut loader = Loader::new(now);
+        for record in records {
+            applied.apply(record.clone(), now);
+            loader.apply(record);
+        }
+        let loaded = loader.finish();
+        let entries = |s: &Store| {
+            s.entries_with_prefix("", 0)
+                .map(|(k, e)| (k.to_owned(), e.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(entries(&loaded), entries(&applied));
+        assert_eq!(loaded.stats(now), applied.stats(now));
+        assert_eq!(loaded.stats(6_000), applied.stats(6_000));
+        assert_eq!(loaded.next_deadline(), applied.next_deadline());
+        assert_eq!(loaded.expiry, applied.expiry);
     }
 
     #[test]

@@ -6,6 +6,10 @@
 
 use serde_json::Value;
 
+/// A key as the store and the log keep it: up to 24 bytes inline, without
+/// an allocation, so that comparisons during a lookup touch no other memory.
+pub type Key = compact_str::CompactString;
+
 /// A value as the store keeps it: its compact JSON text, nothing else, so
 /// that a million stored values cost a million small allocations and no more.
 #[derive(Debug, Clone, PartialEq, Eq)]

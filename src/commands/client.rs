@@ -117,7 +117,7 @@ pub fn put(args: PutArgs) -> Result<(), CliError> {
         Backend::Dir(dir) => {
             api::check_key(&args.key, &Limits::default())?;
             let command = Command::Set {
-                key: args.key.clone(),
+                key: args.key.as_str().into(),
                 value: StoredValue::from_value(&value),
                 ttl: args.ttl,
             };
@@ -143,7 +143,7 @@ pub fn rm(args: RmArgs) -> Result<(), CliError> {
         Backend::Dir(dir) => {
             api::check_key(&args.key, &Limits::default())?;
             let command = Command::Delete {
-                key: args.key.clone(),
+                key: args.key.as_str().into(),
             };
             Backend::write_dir(&dir, vec![command])? == [Outcome::Done]
         }

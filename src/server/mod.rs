@@ -182,7 +182,7 @@ async fn put_key(
     state
         .db
         .execute(vec![Command::Set {
-            key: key.into_owned(),
+            key: key.as_ref().into(),
             value,
             ttl,
         }])
@@ -192,7 +192,7 @@ async fn put_key(
 
 async fn delete_key(State(state): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
     let key = key_of(&uri, &state.limits)?;
-    let key = key.into_owned();
+    let key = key.as_ref().into();
     match state.db.execute(vec![Command::Delete { key }]).await?[..] {
         [Outcome::Done] => Ok(ok(SUCCESS)),
         _ => Err(ApiError::KeyNotFound),

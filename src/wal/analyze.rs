@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::replay::{self, CorruptLog, LinePos, Scan, ScanError, TornTail};
 use super::{sync_dir, LockedLog, Op, Record, WalError, WAL_FILE};
-use crate::store::Store;
+use crate::store::{Loader, Store};
 use crate::ttl::has_expired;
 
 /// Opens `<dir>/wal.log` for reading only: no lock, no repair, so it works
@@ -27,18 +27,18 @@ pub fn open_read_only(dir: &Path) -> Result<(File, PathBuf), WalError> {
 /// would leave it out.
 pub fn load_store(dir: &Path, now_ms: u64) -> Result<(Store, Scan), WalError> {
     let (file, path) = open_read_only(dir)?;
-    let mut store = Store::new();
+    let mut loader = Loader::new(now_ms);
     let scan = replay::scan(
         BufReader::with_capacity(1 << 20, file),
         &path,
-        |record, _| store.apply(record, now_ms),
+        |record, _| loader.apply(record),
         |_| {},
     )?;
-    Ok((store, scan))
+    Ok((loader.finish(), scan))
 }
 
 /// The last `set` of every key that ends the log set, expired or not.
-pub type FinalSets = BTreeMap<String, Record>;
+pub type FinalSets = BTreeMap<crate::value::Key, Record>;
 
 /// What a log holds, as `kvctl wal inspect` reports it.
 #[derive(Debug, Clone, Default, serde::Serialize)]

@@ -18,19 +18,19 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 use crate::ttl::deadline_ms;
-use crate::value::StoredValue;
+use crate::value::{Key, StoredValue};
 
 /// One write as the log records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     /// Set `key` to `value`, expiring `ttl` seconds after the record's timestamp.
     Set {
-        key: String,
+        key: Key,
         value: StoredValue,
         ttl: Option<u64>,
     },
     /// Remove `key`.
-    Delete { key: String },
+    Delete { key: Key },
 }
 
 /// Marks a line as one of `len` lines written by one batch.
@@ -83,7 +83,7 @@ impl Record {
         out.extend_from_slice(b"{\"op\":\"");
         out.extend_from_slice(op.as_bytes());
         out.extend_from_slice(b"\",\"key\":");
-        serde_json::to_writer(&mut *out, key).expect("writing to a Vec cannot fail");
+        serde_json::to_writer(&mut *out, key.as_str()).expect("writing to a Vec cannot fail");
         if let Op::Set { value, ttl, .. } = &self.op {
             out.extend_from_slice(b",\"value\":");
             out.extend_from_slice(value.json().as_bytes());
@@ -125,7 +125,7 @@ impl Record {
             Some(ts) => Some(timestamp_to_ms(ts)?),
             None => None,
         };
-        let key = raw.key.into_owned();
+        let key = Key::from(raw.key.as_ref());
         let op = match raw.op.as_ref() {
             "set" => {
                 let value = raw

@@ -7,6 +7,7 @@
 
 use std::io::{self, BufRead};
 use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
 
 use super::record::{BatchMark, Record};
 
@@ -127,153 +128,295 @@ struct PendingBatch {
     records: Vec<(Record, LinePos)>,
 }
 
+/// Bytes read per chunk; each chunk ends at a line boundary.
+const CHUNK_BYTES: usize = 1 << 20;
+/// Chunks read ahead of the one being applied.
+const CHUNKS_IN_FLIGHT: usize = 8;
+
+/// A run of whole lines and where it starts.
+struct Chunk {
+    seq: u64,
+    data: Vec<u8>,
+}
+
+/// What one line turned out to be.
+enum Line {
+    Blank,
+    Record(Record),
+    /// Not a record: the reason, and the line's first bytes.
+    Bad(String, String),
+}
+
+struct Decoded {
+    seq: u64,
+    /// (length in bytes including the newline, what it is) per line.
+    lines: Vec<(u64, Line)>,
+}
+
+fn decode_chunk(chunk: Chunk) -> Decoded {
+    let mut lines = Vec::with_capacity(chunk.data.len() / 100 + 1);
+    let mut rest = &chunk.data[..];
+    while !rest.is_empty() {
+        let len = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |i| i + 1);
+        let content = trim_line(&rest[..len]);
+        let line = if content.iter().all(u8::is_ascii_whitespace) {
+            Line::Blank
+        } else {
+            match Record::decode(content) {
+                Ok(record) => Line::Record(record),
+                Err(err) => Line::Bad(
+                    err.0,
+                    String::from_utf8_lossy(&content[..content.len().min(120)]).into_owned(),
+                ),
+            }
+        };
+        lines.push((len as u64, line));
+        rest = &rest[len..];
+    }
+    Decoded {
+        seq: chunk.seq,
+        lines,
+    }
+}
+
+/// Reads `reader` into chunks of whole lines, sending them on `chunks`.
+fn read_chunks<R: BufRead>(mut reader: R, chunks: mpsc::SyncSender<Chunk>) -> std::io::Result<()> {
+    let mut carry: Vec<u8> = Vec::new();
+    let mut seq = 0;
+    loop {
+        let mut data = std::mem::take(&mut carry);
+        data.reserve(CHUNK_BYTES);
+        let target = data.len() + CHUNK_BYTES;
+        let mut eof = false;
+        while data.len() < target {
+            let buf = reader.fill_buf()?;
+            if buf.is_empty() {
+                eof = true;
+                break;
+            }
+            let n = buf.len().min(target - data.len());
+            data.extend_from_slice(&buf[..n]);
+            reader.consume(n);
+        }
+        if !eof {
+            // Keep the partial last line for the next chunk.
+            match data.iter().rposition(|&b| b == b'\n') {
+                Some(i) => carry = data.split_off(i + 1),
+                None => {
+                    carry = data;
+                    continue;
+                }
+            }
+        }
+        if !data.is_empty() && chunks.send(Chunk { seq, data }).is_err() {
+            return Ok(());
+        }
+        seq += 1;
+        if eof {
+            return Ok(());
+        }
+    }
+}
+
 /// Reads a log, handing each record to `visit` in order (a batch's records
 /// only once all of them have been read), and judges the tail.
 ///
-/// `progress` is told the byte offset reached from time to time.
-pub fn scan<R: BufRead>(
-    mut reader: R,
+/// Decoding lines is spread over the machine's cores; records still reach
+/// `visit` one at a time in log order. `progress` is told the byte offset
+/// reached from time to time.
+pub fn scan<R: BufRead + Send>(
+    reader: R,
     path: &Path,
     mut visit: impl FnMut(Record, LinePos),
     mut progress: impl FnMut(u64),
 ) -> Result<Scan, ScanError> {
-    let read_err = |source| ScanError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let corrupt = |pos, reason, good_len| {
-        ScanError::Corrupt(CorruptLog {
+    let decoders = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
+    std::thread::scope(|threads| {
+        let (chunk_tx, chunk_rx) = mpsc::sync_channel::<Chunk>(CHUNKS_IN_FLIGHT);
+        let (decoded_tx, decoded_rx) = mpsc::channel::<Decoded>();
+        let chunk_rx = Arc::new(Mutex::new(chunk_rx));
+        let reader_thread = threads.spawn(move || read_chunks(reader, chunk_tx));
+        for _ in 0..decoders {
+            let (chunk_rx, decoded_tx) = (chunk_rx.clone(), decoded_tx.clone());
+            threads.spawn(move || loop {
+                let next = chunk_rx.lock().expect("decoder lock").recv();
+                match next {
+                    Ok(chunk) => {
+                        if decoded_tx.send(decode_chunk(chunk)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => return,
+                }
+            });
+        }
+        drop(decoded_tx);
+
+        // Chunks arrive in any order; apply them in sequence.
+        let mut waiting = std::collections::BTreeMap::new();
+        let mut next_seq = 0;
+        let mut state = ScanState::new(path);
+        let mut outcome = Ok(());
+        for decoded in decoded_rx.iter() {
+            waiting.insert(decoded.seq, decoded);
+            while let Some(decoded) = waiting.remove(&next_seq) {
+                next_seq += 1;
+                if outcome.is_ok() {
+                    outcome = state.take(decoded, &mut visit);
+                    progress(state.offset);
+                }
+            }
+            if outcome.is_err() {
+                break;
+            }
+        }
+        // Dropping the receiver stops the decoders; the reader stops when
+        // its channel closes.
+        drop(decoded_rx);
+        drop(chunk_rx);
+        let read = reader_thread.join().expect("log reader panicked");
+        outcome?;
+        read.map_err(|source| ScanError::Read {
             path: path.to_path_buf(),
+            source,
+        })?;
+        let scan = state.finish()?;
+        progress(scan.bytes);
+        Ok(scan)
+    })
+}
+
+/// The sequential part of a scan: line numbers, batches, the tail.
+struct ScanState<'p> {
+    path: &'p Path,
+    scan: Scan,
+    pending: Option<PendingBatch>,
+    /// The first bad line, while everything after it has been blank.
+    bad: Option<(LinePos, String, String)>,
+    offset: u64,
+    line_no: u64,
+}
+
+impl<'p> ScanState<'p> {
+    fn new(path: &'p Path) -> Self {
+        ScanState {
+            path,
+            scan: Scan::default(),
+            pending: None,
+            bad: None,
+            offset: 0,
+            line_no: 0,
+        }
+    }
+
+    fn corrupt(&self, pos: LinePos, reason: String, good_len: u64) -> ScanError {
+        ScanError::Corrupt(CorruptLog {
+            path: self.path.to_path_buf(),
             pos,
             reason,
             good_len,
         })
-    };
+    }
 
-    let mut scan = Scan::default();
-    let mut pending: Option<PendingBatch> = None;
-    let mut buf = Vec::with_capacity(256);
-    let mut offset = 0u64;
-    let mut line_no = 0u64;
-
-    loop {
-        buf.clear();
-        let n = reader.read_until(b'\n', &mut buf).map_err(read_err)?;
-        if n == 0 {
-            break;
-        }
-        line_no += 1;
-        let pos = LinePos {
-            line: line_no,
-            offset,
-        };
-        offset += n as u64;
-        if line_no.is_multiple_of(65_536) {
-            progress(offset);
-        }
-        let content = trim_line(&buf);
-        if content.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let record = match Record::decode(content) {
-            Ok(record) => record,
-            Err(err) => {
-                // Torn only if nothing but whitespace follows it.
-                if rest_is_blank(&mut reader).map_err(read_err)? {
-                    let cut = pending.as_ref().map_or(pos, |p| p.pos);
-                    scan.valid_len = cut.offset;
-                    scan.torn = Some(TornTail::PartialLine {
-                        pos,
-                        reason: err.0,
-                        fragment: String::from_utf8_lossy(&content[..content.len().min(120)])
-                            .into_owned(),
-                    });
-                    scan.bytes = offset;
-                    progress(offset);
-                    return Ok(scan);
+    fn take(
+        &mut self,
+        decoded: Decoded,
+        visit: &mut impl FnMut(Record, LinePos),
+    ) -> Result<(), ScanError> {
+        for (len, line) in decoded.lines {
+            self.line_no += 1;
+            let pos = LinePos {
+                line: self.line_no,
+                offset: self.offset,
+            };
+            self.offset += len;
+            let record = match line {
+                Line::Blank => continue,
+                // A bad line followed by anything but blanks is corruption.
+                _ if self.bad.is_some() => {
+                    let (bad_pos, reason, _) = self.bad.take().expect("checked");
+                    let good_len = self.pending.as_ref().map_or(bad_pos, |p| p.pos).offset;
+                    return Err(self.corrupt(
+                        bad_pos,
+                        format!("not a valid record: {reason}"),
+                        good_len,
+                    ));
                 }
-                let good_len = pending.as_ref().map_or(pos, |p| p.pos).offset;
-                return Err(corrupt(
-                    pos,
-                    format!("not a valid record: {}", err.0),
-                    good_len,
-                ));
-            }
-        };
-
-        match (record.batch, pending.as_mut()) {
-            (None, None) => {
-                scan.records += 1;
-                visit(record, pos);
-            }
-            (Some(mark), None) => {
-                scan.max_batch_id = scan.max_batch_id.max(mark.id);
-                pending = Some(PendingBatch {
-                    mark,
-                    pos,
-                    records: Vec::with_capacity(mark.len as usize),
-                });
-                pending.as_mut().unwrap().records.push((record, pos));
-            }
-            (Some(mark), Some(batch)) if mark == batch.mark => {
-                batch.records.push((record, pos));
-            }
-            (_, Some(batch)) => {
-                return Err(corrupt(
-                    batch.pos,
-                    format!(
+                Line::Bad(reason, fragment) => {
+                    self.bad = Some((pos, reason, fragment));
+                    continue;
+                }
+                Line::Record(record) => record,
+            };
+            match (record.batch, self.pending.as_mut()) {
+                (None, None) => {
+                    self.scan.records += 1;
+                    visit(record, pos);
+                }
+                (Some(mark), None) => {
+                    self.scan.max_batch_id = self.scan.max_batch_id.max(mark.id);
+                    let mut records = Vec::with_capacity(mark.len as usize);
+                    records.push((record, pos));
+                    self.pending = Some(PendingBatch { mark, pos, records });
+                }
+                (Some(mark), Some(batch)) if mark == batch.mark => {
+                    batch.records.push((record, pos));
+                }
+                (_, Some(batch)) => {
+                    let reason = format!(
                         "batch {} has {} of its {} lines before line {} interrupts it",
                         batch.mark.id,
                         batch.records.len(),
                         batch.mark.len,
                         pos.line
-                    ),
-                    batch.pos.offset,
-                ));
+                    );
+                    let batch_pos = batch.pos;
+                    return Err(self.corrupt(batch_pos, reason, batch_pos.offset));
+                }
+            }
+            if self
+                .pending
+                .as_ref()
+                .is_some_and(|b| b.records.len() == b.mark.len as usize)
+            {
+                for (record, pos) in self.pending.take().expect("checked").records {
+                    self.scan.records += 1;
+                    visit(record, pos);
+                }
             }
         }
-        if pending
-            .as_ref()
-            .is_some_and(|b| b.records.len() == b.mark.len as usize)
-        {
-            for (record, pos) in pending.take().unwrap().records {
-                scan.records += 1;
-                visit(record, pos);
-            }
-        }
+        Ok(())
     }
 
-    scan.bytes = offset;
-    scan.valid_len = offset;
-    if let Some(batch) = pending {
-        scan.valid_len = batch.pos.offset;
-        scan.torn = Some(TornTail::IncompleteBatch {
-            pos: batch.pos,
-            present: batch.records.len() as u32,
-            expected: batch.mark.len,
-        });
+    fn finish(mut self) -> Result<Scan, ScanError> {
+        self.scan.bytes = self.offset;
+        self.scan.valid_len = self.offset;
+        if let Some((pos, reason, fragment)) = self.bad {
+            let cut = self.pending.as_ref().map_or(pos, |p| p.pos);
+            self.scan.valid_len = cut.offset;
+            self.scan.torn = Some(TornTail::PartialLine {
+                pos,
+                reason,
+                fragment,
+            });
+        } else if let Some(batch) = self.pending {
+            self.scan.valid_len = batch.pos.offset;
+            self.scan.torn = Some(TornTail::IncompleteBatch {
+                pos: batch.pos,
+                present: batch.records.len() as u32,
+                expected: batch.mark.len,
+            });
+        }
+        Ok(self.scan)
     }
-    progress(offset);
-    Ok(scan)
 }
 
 fn trim_line(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)
-}
-
-fn rest_is_blank<R: BufRead>(reader: &mut R) -> io::Result<bool> {
-    loop {
-        let chunk = reader.fill_buf()?;
-        if chunk.is_empty() {
-            return Ok(true);
-        }
-        if !chunk.iter().all(u8::is_ascii_whitespace) {
-            return Ok(false);
-        }
-        let n = chunk.len();
-        reader.consume(n);
-    }
 }
 
 #[cfg(test)]
