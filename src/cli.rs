@@ -39,12 +39,12 @@ pub enum Command {
     /// Run the HTTP key-value store on a data directory.
     Serve(ServeArgs),
     /// Print the value of a key.
-    Get(GetArgs),
+    Get(KeyArgs),
     /// Set a key to a value (a string unless --json).
     Put(PutArgs),
     /// Delete a key.
     #[command(visible_alias = "del")]
-    Rm(RmArgs),
+    Rm(KeyArgs),
     /// List keys, optionally only those starting with a prefix.
     Ls(LsArgs),
     /// Show the number of keys and the bytes their values take.
@@ -93,9 +93,9 @@ pub struct OutputArg {
     pub output: Option<OutputFormat>,
 }
 
-/// Options of `kvctl get`.
+/// Options of `kvctl get` and `kvctl rm`: one key.
 #[derive(Debug, Args)]
-pub struct GetArgs {
+pub struct KeyArgs {
     /// The key (any string; it is percent-encoded for you).
     pub key: String,
     #[command(flatten)]
@@ -118,17 +118,6 @@ pub struct PutArgs {
     /// Expire the key after this many seconds.
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=crate::ttl::MAX_TTL_SECS))]
     pub ttl: Option<u64>,
-    #[command(flatten)]
-    pub target: Target,
-    #[command(flatten)]
-    pub output: OutputArg,
-}
-
-/// Options of `kvctl rm`.
-#[derive(Debug, Args)]
-pub struct RmArgs {
-    /// The key.
-    pub key: String,
     #[command(flatten)]
     pub target: Target,
     #[command(flatten)]

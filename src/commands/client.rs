@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::{runtime, CliError};
 use crate::api::{self, Limits};
-use crate::cli::{BatchArgs, GetArgs, LsArgs, OutputFormat, PutArgs, RmArgs, StatsArgs, Target};
+use crate::cli::{BatchArgs, KeyArgs, LsArgs, OutputFormat, PutArgs, StatsArgs, Target};
 use crate::client::Client;
 use crate::engine::{Command, Db, Outcome};
 use crate::output::{emit, emit_line, resolve, table};
@@ -63,7 +63,7 @@ impl Backend {
 }
 
 /// `kvctl get`.
-pub fn get(args: GetArgs) -> Result<(), CliError> {
+pub fn get(args: KeyArgs) -> Result<(), CliError> {
     let value = match Backend::of(&args.target)? {
         Backend::Server(client) => runtime()?.block_on(client.get(&args.key))?,
         Backend::Dir(dir) => Backend::read_dir(&dir, |store, now| {
@@ -137,7 +137,7 @@ fn acknowledge(format: Option<OutputFormat>) -> Result<(), CliError> {
 }
 
 /// `kvctl rm`.
-pub fn rm(args: RmArgs) -> Result<(), CliError> {
+pub fn rm(args: KeyArgs) -> Result<(), CliError> {
     let existed = match Backend::of(&args.target)? {
         Backend::Server(client) => runtime()?.block_on(client.delete(&args.key))?,
         Backend::Dir(dir) => {

@@ -209,6 +209,22 @@ pub enum RewriteError {
     },
 }
 
+fn io_error(context: &'static str, path: &Path) -> impl FnOnce(io::Error) -> RewriteError {
+    let path = path.to_path_buf();
+    move |source| RewriteError::Io {
+        context,
+        path,
+        source,
+    }
+}
+
+/// A second handle on the locked log, for reading it through.
+fn reopen(log: &LockedLog) -> Result<File, RewriteError> {
+    log.file()
+        .try_clone()
+        .map_err(io_error("cannot reopen", log.path()))
+}
+
 fn lock_existing(dir: &Path) -> Result<LockedLog, RewriteError> {
     let path = dir.join(WAL_FILE);
     if !path.is_file() {
@@ -226,24 +242,12 @@ pub fn compact(
     progress: impl FnMut(u64),
 ) -> Result<CompactReport, RewriteError> {
     let log = lock_existing(dir)?;
-    let file = log.file().try_clone().map_err(|source| RewriteError::Io {
-        context: "cannot reopen",
-        path: log.path().to_path_buf(),
-        source,
-    })?;
+    let file = reopen(&log)?;
     let (summary, sets, corrupt) = analyze(file, log.path(), now_ms, |_, _| {}, progress)?;
     if let Some(corrupt) = corrupt {
         return Err(RewriteError::Corrupt(corrupt));
     }
     let tmp = dir.join(format!("{WAL_FILE}.compact"));
-    let io_err = |context, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| RewriteError::Io {
-            context,
-            path,
-            source,
-        }
-    };
     let written = (|| -> io::Result<u64> {
         let file = OpenOptions::new()
             .write(true)
@@ -265,11 +269,11 @@ pub fn compact(
         Ok(bytes) => bytes,
         Err(source) => {
             let _ = fs::remove_file(&tmp);
-            return Err(io_err("cannot write the compacted log", &tmp)(source));
+            return Err(io_error("cannot write the compacted log", &tmp)(source));
         }
     };
-    fs::rename(&tmp, log.path()).map_err(io_err("cannot replace", log.path()))?;
-    sync_dir(dir).map_err(io_err("cannot sync directory", dir))?;
+    fs::rename(&tmp, log.path()).map_err(io_error("cannot replace", log.path()))?;
+    sync_dir(dir).map_err(io_error("cannot sync directory", dir))?;
     Ok(CompactReport {
         before_bytes: summary.file_bytes,
         before_records: summary.records,
@@ -308,11 +312,7 @@ pub enum RepairReport {
 /// original; a torn tail is cut as a server start would cut it.
 pub fn repair(dir: &Path, now_ms: u64) -> Result<RepairReport, RewriteError> {
     let mut log = lock_existing(dir)?;
-    let file = log.file().try_clone().map_err(|source| RewriteError::Io {
-        context: "cannot reopen",
-        path: log.path().to_path_buf(),
-        source,
-    })?;
+    let file = reopen(&log)?;
     let (summary, _, corrupt) = analyze(file, log.path(), now_ms, |_, _| {}, |_| {})?;
     let Some(corrupt) = corrupt else {
         let scan = log.recover(|_, _| {}, |_| {})?;
@@ -324,26 +324,18 @@ pub fn repair(dir: &Path, now_ms: u64) -> Result<RepairReport, RewriteError> {
         });
     };
     let path = log.path().to_path_buf();
-    let io_err = |context, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| RewriteError::Io {
-            context,
-            path,
-            source,
-        }
-    };
     let backup = dir.join(format!("{WAL_FILE}.corrupt-{now_ms}"));
-    fs::copy(&path, &backup).map_err(io_err("cannot back up", &path))?;
+    fs::copy(&path, &backup).map_err(io_error("cannot back up", &path))?;
     File::open(&backup)
         .and_then(|f| f.sync_all())
-        .map_err(io_err("cannot sync", &backup))?;
-    sync_dir(dir).map_err(io_err("cannot sync directory", dir))?;
+        .map_err(io_error("cannot sync", &backup))?;
+    sync_dir(dir).map_err(io_error("cannot sync directory", dir))?;
 
     let (dropped_lines, dropped_records) =
-        count_lines_from(&path, corrupt.good_len).map_err(io_err("cannot read", &path))?;
+        count_lines_from(&path, corrupt.good_len).map_err(io_error("cannot read", &path))?;
     log.file()
         .set_len(corrupt.good_len)
-        .map_err(io_err("cannot truncate", &path))?;
+        .map_err(io_error("cannot truncate", &path))?;
     // Re-reading the cut log also adds a missing final newline and syncs.
     let scan = log.recover(|_, _| {}, |_| {})?;
     debug_assert!(scan.records <= summary.records);
