@@ -93,7 +93,11 @@ fn store_paths(c: &mut Criterion) {
     let store = store_with(100_000);
     let mut rng = fastrand::Rng::with_seed(1);
     group.bench_function("get hit, 100k keys", |b| {
-        b.iter(|| store.get(&key(rng.u64(0..100_000)), NOW).map(|v| v.json().len()))
+        b.iter(|| {
+            store
+                .get(&key(rng.u64(0..100_000)), NOW)
+                .map(|v| v.json().len())
+        })
     });
     group.bench_function("overwrite, 100k keys", |b| {
         let mut store = store_with(100_000);
