@@ -12,7 +12,7 @@
 //! absent or null, unknown members ignored.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
+use std::io::Write as _;
 
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
@@ -83,27 +83,23 @@ impl Record {
         out.extend_from_slice(b"{\"op\":\"");
         out.extend_from_slice(op.as_bytes());
         out.extend_from_slice(b"\",\"key\":");
-        serde_json::to_writer(&mut *out, key.as_str()).expect("writing to a Vec cannot fail");
+        serde_json::to_writer(&mut *out, key.as_str()).expect(VEC_WRITE);
         if let Op::Set { value, ttl, .. } = &self.op {
             out.extend_from_slice(b",\"value\":");
             out.extend_from_slice(value.json().as_bytes());
             if let Some(ttl) = ttl {
-                push_fmt(out, format_args!(",\"ttl\":{ttl}"));
+                write!(out, ",\"ttl\":{ttl}").expect(VEC_WRITE);
             }
         }
-        push_fmt(
+        write!(
             out,
-            format_args!(
-                ",\"timestamp\":{}.{:03}",
-                self.timestamp_ms / 1000,
-                self.timestamp_ms % 1000
-            ),
-        );
+            ",\"timestamp\":{}.{:03}",
+            self.timestamp_ms / 1000,
+            self.timestamp_ms % 1000
+        )
+        .expect(VEC_WRITE);
         if let Some(mark) = self.batch {
-            push_fmt(
-                out,
-                format_args!(",\"batch\":{},\"batch_len\":{}", mark.id, mark.len),
-            );
+            write!(out, ",\"batch\":{},\"batch_len\":{}", mark.id, mark.len).expect(VEC_WRITE);
         }
         out.extend_from_slice(b"}\n");
     }
@@ -164,12 +160,7 @@ impl Record {
     }
 }
 
-fn push_fmt(out: &mut Vec<u8>, args: std::fmt::Arguments<'_>) {
-    let mut s = String::new();
-    s.write_fmt(args)
-        .expect("formatting into a String cannot fail");
-    out.extend_from_slice(s.as_bytes());
-}
+const VEC_WRITE: &str = "writing to a Vec cannot fail";
 
 fn timestamp_to_ms(ts: &serde_json::Number) -> Result<u64, DecodeError> {
     if let Some(secs) = ts.as_u64() {
