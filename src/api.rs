@@ -233,10 +233,11 @@ pub fn parse_batch(body: &[u8], limits: &Limits) -> Result<Vec<Command>, Request
                         .ok()
                         .and_then(|m| m.command(limits))
                         .map_or_else(
-                            || {
-                                let op: Value = serde_json::from_str(raw.get())
-                                    .expect("a RawValue is valid JSON");
-                                parse_operation(&op, limits)
+                            // A RawValue is only checked for syntax: numbers
+                            // out of range and lone surrogates fail here.
+                            || match serde_json::from_str::<Value>(raw.get()) {
+                                Ok(op) => parse_operation(&op, limits),
+                                Err(err) => Err(RequestError::InvalidJson(err.to_string())),
                             },
                             Ok,
                         )
@@ -419,6 +420,25 @@ mod tests {
                 Command::Delete { key: "b".into() },
             ]
         );
+    }
+
+    #[test]
+    fn syntax_valid_but_unparsable_json_is_a_400_not_a_panic() {
+        for op in [
+            r#"{"op":"set","key":"a","value":1e400}"#,
+            r#"{"op":"set","key":"a","value":1,"ttl":1e400}"#,
+            r#"{"op":"get","key":"\udc00"}"#,
+            r#"{"op":"set","key":"a","value":"\ud800"}"#,
+            r#"{"op":"incr","key":"a","x":1e999}"#,
+        ] {
+            let body = format!(r#"{{"operations":[{{"op":"get","key":"ok"}},{op}]}}"#);
+            match parse_batch(body.as_bytes(), &limits()) {
+                Err(RequestError::BadOperation { index: 1, .. }) => {}
+                other => panic!("{op}: {other:?}"),
+            }
+            let put = format!(r#"{{"value":{op}}}"#);
+            assert!(parse_put(put.as_bytes()).is_err(), "{put}");
+        }
     }
 
     #[test]

@@ -70,6 +70,14 @@ impl Answer {
             .map_err(|e| ClientError::BadResponse(format!("body is not JSON ({e})")))
     }
 
+    /// Whether this is the API's own "key not found", not some other 404
+    /// (a wrong --server URL pointing at another service, say).
+    fn is_key_not_found(&self) -> bool {
+        self.status == StatusCode::NOT_FOUND
+            && self.json().ok().and_then(|b| b.get("error").cloned())
+                == Some(Value::String("key not found".into()))
+    }
+
     fn into_rejection(self) -> ClientError {
         let message = match self.json() {
             Ok(Value::Object(mut o)) => match o.remove("error") {
@@ -175,7 +183,7 @@ impl Client {
         let answer = self.send(Method::GET, &Self::key_path(key), None).await?;
         match answer.status {
             StatusCode::OK => member(answer.json()?, "value").map(Some),
-            StatusCode::NOT_FOUND => Ok(None),
+            _ if answer.is_key_not_found() => Ok(None),
             _ => Err(answer.into_rejection()),
         }
     }
@@ -200,7 +208,7 @@ impl Client {
             .await?;
         match answer.status {
             StatusCode::OK => Ok(true),
-            StatusCode::NOT_FOUND => Ok(false),
+            _ if answer.is_key_not_found() => Ok(false),
             _ => Err(answer.into_rejection()),
         }
     }

@@ -34,6 +34,8 @@ use crate::wal::{Appender, BatchMark, FsyncPolicy, LockedLog, Op, Record, TornTa
 const MAX_GROUP: usize = 1024;
 /// Requests that may wait for the writer before senders are held back.
 const QUEUE_DEPTH: usize = 8192;
+/// Records applied before the writer lets readers in between two jobs.
+const APPLY_RECORDS_PER_LOCK: usize = 256;
 /// How often the sweeper looks for expired keys.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
 /// Keys removed per write-lock acquisition, so readers are never held long.
@@ -161,12 +163,12 @@ impl Db {
         };
         let writer = std::thread::Builder::new()
             .name("wal-writer".into())
-            .spawn(move || writer.run(jobs))
+            .spawn(move || abort_on_panic("WAL writer", || writer.run(jobs)))
             .map_err(spawn_err)?;
         let sweeper_shared = shared.clone();
         let sweeper = std::thread::Builder::new()
             .name("expiry-sweeper".into())
-            .spawn(move || sweep_loop(&sweeper_shared))
+            .spawn(move || abort_on_panic("expiry sweeper", || sweep_loop(&sweeper_shared)))
             .map_err(spawn_err)?;
         shared.threads.lock().extend([writer, sweeper]);
         Ok((Db { shared }, report))
@@ -268,6 +270,8 @@ impl Writer {
         let now = now_ms();
         let mut records: Vec<Record> = Vec::new();
         let mut outcomes: Vec<Vec<Outcome>> = Vec::with_capacity(group.len());
+        // How many records each job wrote, in order: a job is applied whole.
+        let mut job_records: Vec<usize> = Vec::with_capacity(group.len());
         {
             let store = self.shared.store.read();
             // Keys written earlier in this group: Some(index of the set in
@@ -334,6 +338,7 @@ impl Writer {
                         record.batch = Some(mark);
                     }
                 }
+                job_records.push(written_by_job);
                 outcomes.push(results);
             }
         }
@@ -357,14 +362,38 @@ impl Writer {
                 }
                 return;
             }
+            // Each job is applied under one write lock (isolation), but the
+            // lock is let go between jobs once a few hundred records have
+            // been applied, so a group of large batches never holds readers
+            // off for long.
+            let mut records = records.into_iter();
             let mut store = self.shared.store.write();
-            for record in records {
-                store.apply(record, now);
+            let mut held = 0;
+            for count in job_records {
+                if held >= APPLY_RECORDS_PER_LOCK {
+                    drop(store);
+                    store = self.shared.store.write();
+                    held = 0;
+                }
+                for record in records.by_ref().take(count) {
+                    store.apply(record, now);
+                }
+                held += count;
             }
         }
         for (job, results) in group.drain(..).zip(outcomes) {
             let _ = job.reply.send(Ok(results));
         }
+    }
+}
+
+/// Runs a thread the store cannot live without; if it panics, the process
+/// stops rather than go on serving reads with writes refused, or with the
+/// data directory's lock released.
+fn abort_on_panic(name: &str, body: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).is_err() {
+        tracing::error!("the {name} thread panicked; stopping");
+        std::process::abort();
     }
 }
 

@@ -17,11 +17,17 @@ fn main() -> ExitCode {
     ignore_file_size_signal();
     let result = match cli.command {
         Command::Serve(args) => {
-            init_logging(args.log_level.as_deref(), "info");
+            if let Err(err) = init_logging(args.log_level.as_deref(), "info") {
+                report(&format!(
+                    "invalid --log-level: {err} (see kvctl serve --help)"
+                ));
+                return ExitCode::from(2);
+            }
             commands::serve::run(args).map_err(CliError::Local)
         }
         command => {
-            init_logging(None, "warn");
+            // A bad RUST_LOG must not stop a client command: fall back to warn.
+            let _ = init_logging(None, "warn");
             run_tool(command)
         }
     };
@@ -82,12 +88,13 @@ fn report(message: &str) {
     let _ = writeln!(std::io::stderr(), "kvctl: {message}");
 }
 
-fn init_logging(flag: Option<&str>, default: &str) {
+/// Sets up logging to stderr. An explicit filter that does not parse is an
+/// error; a bad RUST_LOG falls back to `default`.
+fn init_logging(flag: Option<&str>, default: &str) -> Result<(), String> {
     let filter = match flag {
-        Some(level) => EnvFilter::try_new(level).ok(),
-        None => EnvFilter::try_from_default_env().ok(),
-    }
-    .unwrap_or_else(|| EnvFilter::new(default));
+        Some(level) => EnvFilter::try_new(level).map_err(|e| e.to_string())?,
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -96,6 +103,7 @@ fn init_logging(flag: Option<&str>, default: &str) {
         .log_internal_errors(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    Ok(())
 }
 
 /// Writing past RLIMIT_FSIZE must fail the write (answered 5xx), not kill

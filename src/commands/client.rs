@@ -42,7 +42,12 @@ impl Backend {
             )));
         }
         let now = now_ms();
-        let (store, _) = load_store(dir, now)?;
+        // A directory without a log yet is an empty store, as a server would see it.
+        let store = if dir.join(crate::wal::WAL_FILE).exists() {
+            load_store(dir, now)?.0
+        } else {
+            Store::new()
+        };
         Ok(f(&store, now))
     }
 
@@ -66,9 +71,12 @@ impl Backend {
 pub fn get(args: KeyArgs) -> Result<(), CliError> {
     let value = match Backend::of(&args.target)? {
         Backend::Server(client) => runtime()?.block_on(client.get(&args.key))?,
-        Backend::Dir(dir) => Backend::read_dir(&dir, |store, now| {
-            store.get(&args.key, now).map(StoredValue::to_value)
-        })?,
+        Backend::Dir(dir) => {
+            api::check_key(&args.key, &Limits::default())?;
+            Backend::read_dir(&dir, |store, now| {
+                store.get(&args.key, now).map(StoredValue::to_value)
+            })?
+        }
     };
     let value = value.ok_or_else(|| CliError::KeyNotFound(args.key.clone()))?;
     let text = match resolve(args.output.output) {

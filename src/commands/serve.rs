@@ -19,6 +19,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Listen for signals before the (possibly long) replay, so a SIGTERM
+    // that comes early still ends in a clean shutdown with exit 0.
+    let stop = shutdown_signal()?;
     let data_dir = args.data_dir.clone();
     let fsync = args.fsync;
     let opened = tokio::task::spawn_blocking(move || Db::open(&data_dir, fsync))
@@ -50,31 +53,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         report.elapsed,
         report.keys,
     );
-    server::serve(listener, db, args.limits(), shutdown_signal())
+    server::serve(listener, db, args.limits(), stop)
         .await
         .context("serving")?;
     tracing::info!("stopped cleanly, log synced");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                term.recv().await;
-            }
-            Err(err) => {
-                tracing::warn!("cannot listen for SIGTERM: {err}");
-                std::future::pending::<()>().await;
-            }
+/// Resolves at the first SIGTERM or Ctrl-C; the handlers are installed now.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("Ctrl-C received, shutting down"),
+            _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("Ctrl-C received, shutting down"),
-        () = term => tracing::info!("SIGTERM received, shutting down"),
-    }
+    })
 }

@@ -335,6 +335,7 @@ pub fn repair(dir: &Path, now_ms: u64) -> Result<RepairReport, RewriteError> {
         count_lines_from(&path, corrupt.good_len).map_err(io_error("cannot read", &path))?;
     log.file()
         .set_len(corrupt.good_len)
+        .and_then(|()| log.file().sync_all())
         .map_err(io_error("cannot truncate", &path))?;
     // Re-reading the cut log also adds a missing final newline and syncs.
     let scan = log.recover(|_, _| {}, |_| {})?;

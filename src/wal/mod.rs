@@ -97,10 +97,21 @@ pub struct LockedLog {
 impl LockedLog {
     /// Creates the data directory if needed, opens its log and locks it.
     pub fn open(dir: &Path) -> Result<LockedLog, WalError> {
+        let dir_existed = dir.is_dir();
         fs::create_dir_all(dir).map_err(|source| WalError::CreateDir {
             path: dir.to_path_buf(),
             source,
         })?;
+        if !dir_existed {
+            // The new directory's entry in its parent must survive a crash too.
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent).map_err(|source| WalError::Io {
+                    context: "cannot sync directory",
+                    path: parent.to_path_buf(),
+                    source,
+                })?;
+            }
+        }
         let path = dir.join(WAL_FILE);
         // A compaction renames a new file over the log; retry if the file we
         // locked is no longer the one the path names.
@@ -267,6 +278,7 @@ impl Appender {
     pub fn append(&mut self, buf: &[u8]) -> io::Result<()> {
         if self.rollback_pending {
             self.log.file.set_len(self.len)?;
+            self.log.file.sync_data()?;
             self.rollback_pending = false;
         }
         let result = (&self.log.file)
@@ -287,7 +299,15 @@ impl Appender {
                 Ok(())
             }
             Err(err) => {
-                if self.log.file.set_len(self.len).is_err() {
+                // Cut the failed group off (and make the cut durable, so a
+                // power loss cannot bring back writes that were refused).
+                if self
+                    .log
+                    .file
+                    .set_len(self.len)
+                    .and_then(|()| self.log.file.sync_data())
+                    .is_err()
+                {
                     self.rollback_pending = true;
                 }
                 Err(err)

@@ -143,14 +143,17 @@ impl Record {
             "delete" => Op::Delete { key },
             other => return Err(DecodeError(format!("unknown op {other:?}"))),
         };
-        let batch = match (raw.batch, raw.batch_len) {
+        // Only a well-formed pair is a batch mark; anything else is an extra
+        // member of a hand-written line, which the contract ignores.
+        let batch = match (
+            raw.batch.as_ref().and_then(serde_json::Value::as_u64),
+            raw.batch_len
+                .as_ref()
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|len| u32::try_from(len).ok()),
+        ) {
             (Some(id), Some(len)) if len >= 1 => Some(BatchMark { id, len }),
-            (None, None) => None,
-            _ => {
-                return Err(DecodeError(
-                    "\"batch\" and \"batch_len\" must come together".into(),
-                ))
-            }
+            _ => None,
         };
         Ok(Record {
             op,
@@ -192,9 +195,9 @@ struct RawRecord<'a> {
     #[serde(default)]
     timestamp: Option<serde_json::Number>,
     #[serde(default)]
-    batch: Option<u64>,
+    batch: Option<serde_json::Value>,
     #[serde(default)]
-    batch_len: Option<u32>,
+    batch_len: Option<serde_json::Value>,
 }
 
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
@@ -284,6 +287,20 @@ mod tests {
         let r = Record::decode(br#"{"op":"set","key":"n","value":null}"#).unwrap();
         assert!(matches!(r.op, Op::Set { ref value, .. } if value.json() == "null"));
 
+        for extra in [
+            r#""batch":"x""#,
+            r#""batch":3"#,
+            r#""batch_len":2"#,
+            r#""batch":1,"batch_len":0"#,
+        ] {
+            let line = format!(r#"{{"op":"delete","key":"a","timestamp":1,{extra}}}"#);
+            assert_eq!(
+                Record::decode(line.as_bytes()).unwrap().batch,
+                None,
+                "{line}"
+            );
+        }
+
         let r = Record::decode(br#"{"op":"delete","key":"a\u00e9","timestamp":1}"#).unwrap();
         assert_eq!(r.key(), "aé");
     }
@@ -300,7 +317,6 @@ mod tests {
             br#"{"op":"set","key":"x","value":1,"ttl":5}"#,
             br#"{"op":"set","key":"x","value":1,"timestamp":-3}"#,
             br#"{"op":"set","key":"x","value":1,"timestamp":"now"}"#,
-            br#"{"op":"set","key":"x","value":1,"timestamp":1,"batch":3}"#,
             b"123",
             b"\x00\x00\x00",
             b"\xff\xfe",

@@ -236,7 +236,9 @@ pub fn scan<R: BufRead + Send>(
     let decoders = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
     std::thread::scope(|threads| {
         let (chunk_tx, chunk_rx) = mpsc::sync_channel::<Chunk>(CHUNKS_IN_FLIGHT);
-        let (decoded_tx, decoded_rx) = mpsc::channel::<Decoded>();
+        // Bounded too, so decoders wait when applying is the slower side
+        // and a large log is never decoded into memory ahead of it.
+        let (decoded_tx, decoded_rx) = mpsc::sync_channel::<Decoded>(CHUNKS_IN_FLIGHT);
         let chunk_rx = Arc::new(Mutex::new(chunk_rx));
         let reader_thread = threads.spawn(move || read_chunks(reader, chunk_tx));
         for _ in 0..decoders {

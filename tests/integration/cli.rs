@@ -377,4 +377,26 @@ fn offline_reads_match_the_server_and_writes_need_the_dir_free() {
     assert_eq!(stdout(&at(&server, &["ls"], None)), "c\nx\n");
     let out = kvctl(&["ls", "--data-dir", "/no/such/dir"], &[], None);
     assert_eq!(out.status.code(), Some(5));
+    // A directory without a log is an empty store; bad keys are refused as a server would.
+    let empty = tempfile::tempdir().unwrap();
+    let empty = empty.path().to_str().unwrap();
+    let out = kvctl(&["stats", "--data-dir", empty], &[], None);
+    assert_eq!(
+        stdout(&out),
+        "keys\t0\nsize_bytes\t0\n",
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(
+        kvctl(&["get", "k", "--data-dir", empty], &[], None)
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        kvctl(&["get", "", "--data-dir", empty], &[], None)
+            .status
+            .code(),
+        Some(4)
+    );
 }

@@ -478,3 +478,51 @@ async fn error_bodies_are_json_everywhere() {
         assert_eq!(body.as_object().unwrap().len(), 1);
     }
 }
+
+#[tokio::test]
+async fn numbers_out_of_range_and_lone_surrogates_are_400s() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let client = server.client();
+    for body in [
+        r#"{"operations":[{"op":"set","key":"a","value":1e400}]}"#,
+        r#"{"operations":[{"op":"get","key":"\udc00"}]}"#,
+        r#"{"operations":[{"op":"set","key":"a","value":"\ud800"}]}"#,
+    ] {
+        let answer = client
+            .send(Method::POST, "/kv/batch", Some(body.as_bytes().to_vec()))
+            .await
+            .unwrap();
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{body}");
+        let error = answer.json().unwrap()["error"].as_str().unwrap().to_owned();
+        assert!(error.starts_with("operations[0]"), "{body}: {error}");
+    }
+    let answer = client
+        .send(Method::PUT, "/kv/a", Some(br#"{"value":1e400}"#.to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(client.stats().await.unwrap().keys, 0);
+    assert!(!server.stderr().contains("panicked"), "{}", server.stderr());
+}
+
+#[test]
+fn sigterm_as_soon_as_the_port_opens_is_a_clean_exit() {
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut child = std::process::Command::new(crate::support::BIN)
+            .args(["serve", "--port", &port.to_string(), "--data-dir"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let open = wait_until(Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(open, "server never opened its port");
+        crate::support::signal(child.id(), libc::SIGTERM);
+        let status = child.wait().unwrap();
+        assert!(status.success(), "exit {status}");
+    }
+}
