@@ -23,7 +23,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::{mpsc, oneshot};
+use std::sync::mpsc;
+
+use tokio::sync::oneshot;
 
 use crate::store::{Loader, Store};
 use crate::ttl::now_ms;
@@ -32,8 +34,9 @@ use crate::wal::{Appender, BatchMark, FsyncPolicy, LockedLog, Op, Record, TornTa
 
 /// Most requests one group commit takes from the queue.
 const MAX_GROUP: usize = 1024;
-/// Requests that may wait for the writer before senders are held back.
-const QUEUE_DEPTH: usize = 8192;
+/// The longest a writer waits for stragglers before committing a group (see
+/// [`Writer::gather`]).
+const COMMIT_DELAY: Duration = Duration::from_micros(200);
 /// Records applied before the writer lets readers in between two jobs.
 const APPLY_RECORDS_PER_LOCK: usize = 256;
 /// How often the sweeper looks for expired keys.
@@ -143,7 +146,9 @@ impl Db {
             keys: store.stats(now).keys,
         };
 
-        let (queue, jobs) = mpsc::channel(QUEUE_DEPTH);
+        // Unbounded: every HTTP connection has at most one request in flight,
+        // so the queue is bounded by the connections, and sending never waits.
+        let (queue, jobs) = mpsc::channel();
         let shared = Arc::new(Shared {
             store: RwLock::new(store),
             queue,
@@ -155,6 +160,7 @@ impl Db {
             appender,
             next_batch_id: scan.max_batch_id + 1,
             buf: Vec::with_capacity(1 << 16),
+            last_group: 0,
         };
         let spawn_err = |source| WalError::Io {
             context: "cannot start a thread for",
@@ -202,7 +208,6 @@ impl Db {
         self.shared
             .queue
             .send(Message::Write(Job { commands, reply }))
-            .await
             .map_err(|_| DbError::Closed)?;
         answer.await.map_err(|_| DbError::Closed)?
     }
@@ -210,7 +215,7 @@ impl Db {
     /// Finishes every queued write, syncs the log and stops the threads.
     pub async fn shutdown(&self) -> io::Result<()> {
         let (reply, done) = oneshot::channel();
-        let synced = match self.shared.queue.send(Message::Shutdown(reply)).await {
+        let synced = match self.shared.queue.send(Message::Shutdown(reply)) {
             Ok(()) => done.await.unwrap_or(Ok(())),
             Err(_) => Ok(()),
         };
@@ -229,12 +234,14 @@ struct Writer {
     appender: Appender,
     next_batch_id: u64,
     buf: Vec<u8>,
+    /// Jobs in the last group, a guess at how many clients are writing.
+    last_group: usize,
 }
 
 impl Writer {
-    fn run(mut self, mut queue: mpsc::Receiver<Message>) {
+    fn run(mut self, queue: mpsc::Receiver<Message>) {
         let mut group = Vec::with_capacity(MAX_GROUP);
-        while let Some(first) = queue.blocking_recv() {
+        while let Ok(first) = queue.recv() {
             let mut shutdown = None;
             let mut next = Some(first);
             while let Some(message) = next.take() {
@@ -249,6 +256,10 @@ impl Writer {
                     next = queue.try_recv().ok();
                 }
             }
+            if shutdown.is_none() {
+                shutdown = self.gather(&queue, &mut group);
+            }
+            self.last_group = group.len();
             if !group.is_empty() {
                 self.commit(&mut group);
             }
@@ -263,6 +274,32 @@ impl Writer {
                 self.appender.path().display()
             );
         }
+    }
+
+    /// With `--fsync always`, waits up to [`COMMIT_DELAY`] for the writers
+    /// of the last group to come back, so they share this group's fsync
+    /// instead of each paying for another (PostgreSQL's commit_delay, with
+    /// the last group's size standing in for commit_siblings). A lone writer
+    /// never waits. Returns a shutdown request if one arrives meanwhile.
+    fn gather(
+        &mut self,
+        queue: &mpsc::Receiver<Message>,
+        group: &mut Vec<Job>,
+    ) -> Option<oneshot::Sender<io::Result<()>>> {
+        if self.appender.policy() != FsyncPolicy::Always {
+            return None;
+        }
+        let expected = (self.last_group * 3 / 4).min(MAX_GROUP);
+        let deadline = Instant::now() + COMMIT_DELAY;
+        while group.len() < expected {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match queue.recv_timeout(left) {
+                Ok(Message::Write(job)) => group.push(job),
+                Ok(Message::Shutdown(reply)) => return Some(reply),
+                Err(_) => break,
+            }
+        }
+        None
     }
 
     /// Logs, applies and answers one group of jobs.
