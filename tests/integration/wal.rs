@@ -14,6 +14,13 @@ fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs `kvctl wal inspect` on `dir` with `extra` options.
+fn inspect(dir: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["wal", "inspect", "--data-dir", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    kvctl(&args, &[], None)
+}
+
 fn inspect_json(dir: &Path) -> (Value, std::process::Output) {
     let out = kvctl(
         &[
@@ -80,39 +87,14 @@ fn inspect_summarises_a_clean_log() {
     assert_eq!(summary["corruption"], Value::Null);
     assert!(summary["reclaimable"].as_f64().unwrap() > 0.3, "{summary}");
 
-    let table = kvctl(
-        &[
-            "wal",
-            "inspect",
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-            "-o",
-            "table",
-        ],
-        &[],
-        None,
-    );
+    let table = inspect(dir.path(), &["-o", "table"]);
     let text = stdout(&table);
     assert!(
         text.contains("live keys") && text.contains("reclaimable"),
         "{text}"
     );
 
-    let out = kvctl(
-        &[
-            "wal",
-            "inspect",
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-            "--records",
-            "--key",
-            "k1",
-            "-o",
-            "json",
-        ],
-        &[],
-        None,
-    );
+    let out = inspect(dir.path(), &["--records", "--key", "k1", "-o", "json"]);
     let lines: Vec<Value> = stdout(&out)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -123,22 +105,9 @@ fn inspect_summarises_a_clean_log() {
     assert_eq!(lines[2]["op"], "delete");
     assert_eq!(lines[2]["batch"], 4);
 
-    let out = kvctl(
-        &[
-            "wal",
-            "inspect",
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-            "--records",
-            "--prefix",
-            "b",
-            "--limit",
-            "1",
-            "-o",
-            "plain",
-        ],
-        &[],
-        None,
+    let out = inspect(
+        dir.path(),
+        &["--records", "--prefix", "b", "--limit", "1", "-o", "plain"],
     );
     let text = stdout(&out);
     assert_eq!(text.lines().count(), 1, "{text}");
