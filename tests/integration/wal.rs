@@ -22,18 +22,7 @@ fn inspect(dir: &Path, extra: &[&str]) -> std::process::Output {
 }
 
 fn inspect_json(dir: &Path) -> (Value, std::process::Output) {
-    let out = kvctl(
-        &[
-            "wal",
-            "inspect",
-            "--data-dir",
-            dir.to_str().unwrap(),
-            "-o",
-            "json",
-        ],
-        &[],
-        None,
-    );
+    let out = inspect(dir, &["-o", "json"]);
     (
         serde_json::from_str(&stdout(&out)).unwrap_or(Value::Null),
         out,
