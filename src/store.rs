@@ -77,11 +77,6 @@ impl Store {
             .map(|e| &e.value)
     }
 
-    /// The live entry of `key`, with its deadline.
-    pub fn entry(&self, key: &str, now_ms: u64) -> Option<&Entry> {
-        self.map.get(key).filter(|e| e.is_live(now_ms))
-    }
-
     /// Whether `key` is live.
     pub fn contains(&self, key: &str, now_ms: u64) -> bool {
         self.get(key, now_ms).is_some()

@@ -91,7 +91,6 @@ pub enum WalError {
 pub struct LockedLog {
     file: File,
     path: PathBuf,
-    dir: PathBuf,
 }
 
 impl LockedLog {
@@ -150,11 +149,7 @@ impl LockedLog {
                         source,
                     })?;
                 }
-                return Ok(LockedLog {
-                    file,
-                    path,
-                    dir: dir.to_path_buf(),
-                });
+                return Ok(LockedLog { file, path });
             }
         }
         Err(WalError::InUse {
@@ -166,11 +161,6 @@ impl LockedLog {
     /// The log file's path.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// The data directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// The locked file.
