@@ -244,6 +244,7 @@ impl LockedLog {
             policy,
             rollback_pending: false,
             syncer,
+            sync_delay: test_sync_delay(),
         })
     }
 }
@@ -258,6 +259,19 @@ pub struct Appender {
     /// A failed group could not be cut off yet; cut it before the next one.
     rollback_pending: bool,
     syncer: Option<IntervalSyncer>,
+    /// Test-only: makes every fsync slow (see [`TEST_SYNC_DELAY_ENV`]).
+    sync_delay: Option<Duration>,
+}
+
+/// Environment variable that makes every `--fsync always` sync take this
+/// many milliseconds longer. For tests only: it lets them observe what
+/// readers and writers see while a sync is in progress.
+pub const TEST_SYNC_DELAY_ENV: &str = "KVCTL_TEST_SYNC_DELAY_MS";
+
+fn test_sync_delay() -> Option<Duration> {
+    let ms: u64 = std::env::var(TEST_SYNC_DELAY_ENV).ok()?.parse().ok()?;
+    tracing::warn!("{TEST_SYNC_DELAY_ENV}={ms}: every fsync is slowed down, for testing");
+    Some(Duration::from_millis(ms))
 }
 
 impl Appender {
@@ -274,7 +288,12 @@ impl Appender {
         let result = (&self.log.file)
             .write_all(buf)
             .and_then(|()| match self.policy {
-                FsyncPolicy::Always => self.log.file.sync_data(),
+                FsyncPolicy::Always => {
+                    if let Some(delay) = self.sync_delay {
+                        std::thread::sleep(delay);
+                    }
+                    self.log.file.sync_data()
+                }
                 FsyncPolicy::Interval => {
                     if let Some(syncer) = &self.syncer {
                         syncer.dirty.store(true, Ordering::Release);

@@ -526,3 +526,41 @@ fn sigterm_as_soon_as_the_port_opens_is_a_clean_exit() {
         assert!(status.success(), "exit {status}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_are_not_blocked_by_a_sync_in_progress_and_see_nothing_unsynced() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every fsync takes 3 s longer: long enough to look around while one runs.
+    let server = Server::start_with_env(
+        dir.path(),
+        &[],
+        &[(kvctl::wal::TEST_SYNC_DELAY_ENV, "3000")],
+    );
+    let client = server.client();
+    client.put("old", &json!("before"), None).await.unwrap();
+
+    let writer = {
+        let client = client.clone();
+        tokio::spawn(async move { client.put("new", &json!("after"), None).await })
+    };
+    // Wait until the write is in the log (its fsync has begun).
+    let log = wal(dir.path());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !fs::read_to_string(&log).unwrap().contains("\"new\"") {
+        assert!(Instant::now() < deadline, "the write never reached the log");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Reads are answered while that sync is still running, and do not see
+    // the write that is not yet durable.
+    assert_eq!(client.get("old").await.unwrap(), Some(json!("before")));
+    assert_eq!(client.get("new").await.unwrap(), None);
+    assert_eq!(client.list("").await.unwrap(), ["old"]);
+    assert_eq!(client.stats().await.unwrap().keys, 1);
+    assert!(
+        !writer.is_finished(),
+        "the write was acknowledged before its sync ended"
+    );
+
+    writer.await.unwrap().unwrap();
+    assert_eq!(client.get("new").await.unwrap(), Some(json!("after")));
+}

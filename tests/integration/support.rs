@@ -40,6 +40,7 @@ pub struct Server {
     /// Its data directory.
     pub data_dir: PathBuf,
     extra: Vec<String>,
+    envs: Vec<(String, String)>,
     log_dir: tempfile::TempDir,
     starts: u32,
 }
@@ -47,11 +48,20 @@ pub struct Server {
 impl Server {
     /// Starts a server on `data_dir` and waits until it answers.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        Server::start_with_env(data_dir, extra, &[])
+    }
+
+    /// Starts a server with extra environment variables.
+    pub fn start_with_env(data_dir: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Server {
         let mut server = Server {
             child: None,
             port: free_port(),
             data_dir: data_dir.to_path_buf(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            envs: envs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             log_dir: tempfile::tempdir().unwrap(),
             starts: 0,
         };
@@ -75,6 +85,7 @@ impl Server {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(&self.extra)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
