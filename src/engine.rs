@@ -11,20 +11,18 @@
 //! - a batch is one unit of the queue, applied under one write lock, hence
 //!   isolated from readers.
 //!
-//! Readers take the store's read lock, which the writer holds only while
-//! applying a group in memory, never across I/O.
+//! Readers take the store's read lock, which the writer takes only to apply
+//! a group in memory (letting readers in between requests), never across I/O.
 
 use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
-use std::sync::mpsc;
-
 use tokio::sync::oneshot;
 
 use crate::store::{Loader, Store};
