@@ -129,29 +129,23 @@ impl Store {
     /// Applies one logged write. A set whose deadline has passed leaves the
     /// key absent, which is how replay drops expired keys.
     pub fn apply(&mut self, record: Record, now_ms: u64) {
-        let deadline_ms = record.deadline_ms();
-        match record.op {
-            Op::Set { key, value, .. } => {
-                if deadline_ms.is_some_and(|d| has_expired(d, now_ms)) {
-                    self.remove(&key);
-                } else {
-                    self.insert(key, value, deadline_ms);
-                }
-            }
-            Op::Delete { key } => {
+        match leaves(record, now_ms) {
+            (key, Some(entry)) => self.insert(key, entry),
+            (key, None) => {
                 self.remove(&key);
             }
         }
     }
 
-    /// Inserts or replaces a value with its deadline.
-    pub fn insert(&mut self, key: Key, value: StoredValue, deadline_ms: Option<u64>) {
-        self.size_bytes += value.size();
+    /// Inserts or replaces a key's entry.
+    pub fn insert(&mut self, key: Key, entry: Entry) {
+        self.size_bytes += entry.value.size();
+        let deadline_ms = entry.deadline_ms();
         let key = match self.map.get_mut(&key) {
             Some(old) => {
                 self.size_bytes -= old.value.size();
                 let old_deadline = old.deadline_ms();
-                *old = Entry::new(value, deadline_ms);
+                *old = entry;
                 let key = self.unindex(key, old_deadline);
                 if let Some(deadline) = deadline_ms {
                     self.expiry.insert((deadline, key));
@@ -163,7 +157,7 @@ impl Store {
         if let Some(deadline) = deadline_ms {
             self.expiry.insert((deadline, key.clone()));
         }
-        self.map.insert(key, Entry::new(value, deadline_ms));
+        self.map.insert(key, entry);
     }
 
     /// Removes a key, live or expired. Returns whether it was present.
@@ -225,6 +219,19 @@ impl Store {
     }
 }
 
+/// What a logged write leaves for its key at `now_ms`: an entry, or no key
+/// at all (a delete, or a set whose deadline has passed, which is how replay
+/// drops expired keys).
+fn leaves(record: Record, now_ms: u64) -> (Key, Option<Entry>) {
+    let deadline_ms = record.deadline_ms();
+    match record.op {
+        Op::Set { key, value, .. } if !deadline_ms.is_some_and(|d| has_expired(d, now_ms)) => {
+            (key, Some(Entry::new(value, deadline_ms)))
+        }
+        Op::Set { key, .. } | Op::Delete { key } => (key, None),
+    }
+}
+
 /// Builds a store from a replayed log.
 ///
 /// A log overwrites and deletes keys in no useful order; applying it to the
@@ -250,16 +257,11 @@ impl Loader {
 
     /// Applies one record, as [`Store::apply`] would.
     pub fn apply(&mut self, record: Record) {
-        let deadline_ms = record.deadline_ms();
-        match record.op {
-            Op::Set { key, value, .. } => {
-                if deadline_ms.is_some_and(|d| has_expired(d, self.now_ms)) {
-                    self.entries.remove(key.as_str());
-                } else {
-                    self.entries.insert(key, Entry::new(value, deadline_ms));
-                }
+        match leaves(record, self.now_ms) {
+            (key, Some(entry)) => {
+                self.entries.insert(key, entry);
             }
-            Op::Delete { key } => {
+            (key, None) => {
                 self.entries.remove(key.as_str());
             }
         }
@@ -267,14 +269,14 @@ impl Loader {
 
     /// The store holding what the records left.
     pub fn finish(self) -> Store {
-        let mut entries: Vec<(Key, Entry)> = self.entries.into_iter().collect();
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let entries: Vec<(Key, Entry)> = self.entries.into_iter().collect();
         let size_bytes = entries.iter().map(|(_, e)| e.value.size()).sum();
         let expiry = entries
             .iter()
             .filter_map(|(k, e)| e.deadline_ms().map(|d| (d, k.clone())))
             .collect();
         Store {
+            // Collecting sorts the entries and builds the tree bottom-up.
             map: entries.into_iter().collect(),
             expiry,
             size_bytes,
