@@ -10,7 +10,7 @@ use percent_encoding::percent_decode_str;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::engine::Command;
+use crate::engine::{Command, Outcome};
 use crate::ttl::{parse_ttl, InvalidTtl};
 use crate::value::{Key, StoredValue};
 
@@ -101,6 +101,33 @@ pub enum RequestError {
     /// The body could not be read.
     #[error("cannot read request body: {0}")]
     BodyUnreadable(String),
+}
+
+/// The body of a successful write, and of a batch's set or delete.
+pub const SUCCESS: &str = r#"{"success":true}"#;
+/// A batch get or delete of an absent key.
+const NOT_FOUND: &str = r#"{"error":"key not found"}"#;
+
+/// The body answering a batch: `{"results":[...]}`, one result per operation.
+pub fn render_results(outcomes: &[Outcome]) -> String {
+    let mut out = String::with_capacity(16 + outcomes.len() * 20);
+    out.push_str(r#"{"results":["#);
+    for (i, outcome) in outcomes.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match outcome {
+            Outcome::Done => out.push_str(SUCCESS),
+            Outcome::NotFound => out.push_str(NOT_FOUND),
+            Outcome::Value(json) => {
+                out.push_str(r#"{"value":"#);
+                out.push_str(json);
+                out.push('}');
+            }
+        }
+    }
+    out.push_str("]}");
+    out
 }
 
 /// Decodes the key part of a `/kv/{key}` path and checks it.

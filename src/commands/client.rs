@@ -231,10 +231,14 @@ pub fn batch(args: BatchArgs) -> Result<(), CliError> {
         Backend::Dir(dir) => {
             let bytes = serde_json::to_vec(&body).expect("a Value serialises");
             let commands = api::parse_batch(&bytes, &Limits::default())?;
-            Backend::write_dir(&dir, commands)?
-                .into_iter()
-                .map(outcome_json)
-                .collect()
+            let outcomes = Backend::write_dir(&dir, commands)?;
+            // The same body a server would answer with.
+            let mut body: Value = serde_json::from_str(&api::render_results(&outcomes))
+                .expect("rendered results are JSON");
+            match body["results"].take() {
+                Value::Array(results) => results,
+                _ => unreachable!("render_results writes a results array"),
+            }
         }
     };
     match resolve(args.output.output) {
@@ -282,17 +286,5 @@ fn read_batch_input(input: &Path) -> Result<Value, CliError> {
         Ok(Value::Array(operations)) => Ok(json!({ "operations": operations })),
         Ok(body) => Ok(body),
         Err(e) => Err(CliError::Usage(format!("{name} is not valid JSON: {e}"))),
-    }
-}
-
-/// An outcome as the server renders it in `results`.
-fn outcome_json(outcome: Outcome) -> Value {
-    match outcome {
-        Outcome::Done => json!({ "success": true }),
-        Outcome::NotFound => json!({ "error": "key not found" }),
-        Outcome::Value(json) => {
-            let value: Value = serde_json::from_str(&json).expect("stored JSON is valid");
-            json!({ "value": value })
-        }
     }
 }

@@ -105,8 +105,7 @@ fn ok(body: impl Into<axum::body::Body>) -> Response {
     json_response(StatusCode::OK, body)
 }
 
-const SUCCESS: &str = r#"{"success":true}"#;
-const NOT_FOUND: &str = r#"{"error":"key not found"}"#;
+const SUCCESS: &str = api::SUCCESS;
 
 fn key_of<'u>(uri: &'u Uri, limits: &Limits) -> Result<Cow<'u, str>, ApiError> {
     let raw = uri.path().strip_prefix("/kv/").unwrap_or_default();
@@ -206,24 +205,7 @@ async fn batch(
     let body = body_of(body, &state.limits)?;
     let commands = api::parse_batch(&body, &state.limits)?;
     let outcomes = state.db.execute(commands).await?;
-    let mut out = String::with_capacity(16 + outcomes.len() * 20);
-    out.push_str(r#"{"results":["#);
-    for (i, outcome) in outcomes.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        match outcome {
-            Outcome::Done => out.push_str(SUCCESS),
-            Outcome::NotFound => out.push_str(NOT_FOUND),
-            Outcome::Value(json) => {
-                out.push_str(r#"{"value":"#);
-                out.push_str(json);
-                out.push('}');
-            }
-        }
-    }
-    out.push_str("]}");
-    Ok(ok(out))
+    Ok(ok(api::render_results(&outcomes)))
 }
 
 async fn empty_key() -> ApiError {
