@@ -83,9 +83,9 @@ pub fn format_timestamp(ms: u64) -> String {
     humantime::format_rfc3339_millis(time).to_string()
 }
 
-/// Formats a byte count for people (`1.5 MiB`).
-pub fn human_bytes(bytes: u64) -> String {
-    indicatif::HumanBytes(bytes).to_string()
+/// A byte count exactly and for people: `1572864 (1.50 MiB)`.
+pub fn bytes_with_human(bytes: u64) -> String {
+    format!("{bytes} ({})", indicatif::HumanBytes(bytes))
 }
 
 #[cfg(test)]

@@ -211,11 +211,7 @@ pub fn stats(args: StatsArgs) -> Result<(), CliError> {
             t.add_row(["keys".to_owned(), stats.keys.to_string()]);
             t.add_row([
                 "size_bytes".to_owned(),
-                format!(
-                    "{} ({})",
-                    stats.size_bytes,
-                    crate::output::human_bytes(stats.size_bytes)
-                ),
+                crate::output::bytes_with_human(stats.size_bytes),
             ]);
             emit_line(&t.to_string())?;
         }

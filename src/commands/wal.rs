@@ -8,7 +8,7 @@ use serde_json::json;
 use super::CliError;
 use crate::cli::{CompactArgs, InspectArgs, OutputFormat, RepairArgs};
 use crate::output::{
-    byte_progress, emit, emit_line, format_timestamp, human_bytes, resolve, table,
+    byte_progress, bytes_with_human, emit, emit_line, format_timestamp, resolve, table,
 };
 use crate::ttl::now_ms;
 use crate::wal::analyze::{self, RepairReport, RewriteError, Summary};
@@ -62,10 +62,7 @@ fn print_summary(s: &Summary, format: OutputFormat) -> Result<(), CliError> {
     let ts = |t: Option<u64>| t.map_or("-".to_owned(), format_timestamp);
     let rows: Vec<(&str, String)> = vec![
         ("file", s.path.display().to_string()),
-        (
-            "file size",
-            format!("{} ({})", s.file_bytes, human_bytes(s.file_bytes)),
-        ),
+        ("file size", bytes_with_human(s.file_bytes)),
         ("records", s.records.to_string()),
         ("sets", s.sets.to_string()),
         ("deletes", s.deletes.to_string()),
@@ -73,10 +70,7 @@ fn print_summary(s: &Summary, format: OutputFormat) -> Result<(), CliError> {
         ("live keys", s.live_keys.to_string()),
         ("expired keys", s.expired_keys.to_string()),
         ("live value bytes", s.live_value_bytes.to_string()),
-        (
-            "size after compaction",
-            format!("{} ({})", s.compacted_bytes, human_bytes(s.compacted_bytes)),
-        ),
+        ("size after compaction", bytes_with_human(s.compacted_bytes)),
         (
             "reclaimable by compaction",
             format!("{:.1}%", s.reclaimable * 100.0),
@@ -224,8 +218,8 @@ pub fn compact(args: CompactArgs) -> Result<(), CliError> {
             let mut t = table(["", "before", "after"]);
             t.add_row([
                 "size".to_owned(),
-                format!("{} ({})", report.before_bytes, human_bytes(report.before_bytes)),
-                format!("{} ({})", report.after_bytes, human_bytes(report.after_bytes)),
+                bytes_with_human(report.before_bytes),
+                bytes_with_human(report.after_bytes),
             ]);
             t.add_row([
                 "records".to_owned(),

@@ -281,8 +281,7 @@ impl Appender {
     /// never lands after half a group.
     pub fn append(&mut self, buf: &[u8]) -> io::Result<()> {
         if self.rollback_pending {
-            self.log.file.set_len(self.len)?;
-            self.log.file.sync_data()?;
+            self.cut_back()?;
             self.rollback_pending = false;
         }
         let result = (&self.log.file)
@@ -308,20 +307,19 @@ impl Appender {
                 Ok(())
             }
             Err(err) => {
-                // Cut the failed group off (and make the cut durable, so a
-                // power loss cannot bring back writes that were refused).
-                if self
-                    .log
-                    .file
-                    .set_len(self.len)
-                    .and_then(|()| self.log.file.sync_data())
-                    .is_err()
-                {
+                if self.cut_back().is_err() {
                     self.rollback_pending = true;
                 }
                 Err(err)
             }
         }
+    }
+
+    /// Cuts the file back to the last complete group, durably, so a power
+    /// loss cannot bring back writes that were refused.
+    fn cut_back(&self) -> io::Result<()> {
+        self.log.file.set_len(self.len)?;
+        self.log.file.sync_data()
     }
 
     /// Forces everything written so far to disk, whatever the policy.

@@ -285,7 +285,7 @@ pub fn scan<R: BufRead + Send>(
             path: path.to_path_buf(),
             source,
         })?;
-        let scan = state.finish()?;
+        let scan = state.finish();
         progress(scan.bytes);
         Ok(scan)
     })
@@ -340,7 +340,7 @@ impl<'p> ScanState<'p> {
                 // A bad line followed by anything but blanks is corruption.
                 _ if self.bad.is_some() => {
                     let (bad_pos, reason, _) = self.bad.take().expect("checked");
-                    let good_len = self.pending.as_ref().map_or(bad_pos, |p| p.pos).offset;
+                    let good_len = self.cut_before(bad_pos).offset;
                     return Err(self.corrupt(
                         bad_pos,
                         format!("not a valid record: {reason}"),
@@ -393,12 +393,17 @@ impl<'p> ScanState<'p> {
         Ok(())
     }
 
-    fn finish(mut self) -> Result<Scan, ScanError> {
+    /// Where the good part of the log ends if the line at `pos` is bad: at
+    /// that line, or at the start of the batch it would have belonged to.
+    fn cut_before(&self, pos: LinePos) -> LinePos {
+        self.pending.as_ref().map_or(pos, |p| p.pos)
+    }
+
+    fn finish(mut self) -> Scan {
         self.scan.bytes = self.offset;
         self.scan.valid_len = self.offset;
-        if let Some((pos, reason, fragment)) = self.bad {
-            let cut = self.pending.as_ref().map_or(pos, |p| p.pos);
-            self.scan.valid_len = cut.offset;
+        if let Some((pos, reason, fragment)) = self.bad.take() {
+            self.scan.valid_len = self.cut_before(pos).offset;
             self.scan.torn = Some(TornTail::PartialLine {
                 pos,
                 reason,
@@ -412,7 +417,7 @@ impl<'p> ScanState<'p> {
                 expected: batch.mark.len,
             });
         }
-        Ok(self.scan)
+        self.scan
     }
 }
 
