@@ -37,7 +37,8 @@ pub fn load_store(dir: &Path, now_ms: u64) -> Result<(Store, Scan), WalError> {
     Ok((loader.finish(), scan))
 }
 
-/// The last `set` of every key that ends the log set, expired or not.
+/// The last `set` of every key that ends the log set, expired or not, with
+/// its batch mark dropped: each is exactly its line in a compacted log.
 pub type FinalSets = BTreeMap<crate::value::Key, Record>;
 
 /// What a log holds, as `kvctl wal inspect` reports it.
@@ -119,7 +120,14 @@ pub fn analyze(
             match &record.op {
                 Op::Set { key, .. } => {
                     summary.sets += 1;
-                    sets.insert(key.clone(), record);
+                    let key = key.clone();
+                    sets.insert(
+                        key,
+                        Record {
+                            batch: None,
+                            ..record
+                        },
+                    );
                 }
                 Op::Delete { key } => {
                     summary.deletes += 1;
@@ -140,6 +148,7 @@ pub fn analyze(
         }
         Err(other) => return Err(other.into()),
     };
+    let mut line = Vec::with_capacity(256);
     sets.retain(|_, record| {
         let expired = record.deadline_ms().is_some_and(|d| has_expired(d, now_ms));
         if expired {
@@ -149,7 +158,9 @@ pub fn analyze(
             if let Op::Set { value, .. } = &record.op {
                 summary.live_value_bytes += value.size();
             }
-            summary.compacted_bytes += compact_line(record).len() as u64;
+            line.clear();
+            record.encode_into(&mut line);
+            summary.compacted_bytes += line.len() as u64;
         }
         !expired
     });
@@ -159,15 +170,6 @@ pub fn analyze(
         1.0 - (summary.compacted_bytes as f64 / file_bytes as f64).min(1.0)
     };
     Ok((summary, sets, corrupt))
-}
-
-/// A live key's line in a compacted log: its last set, without batch marks.
-fn compact_line(record: &Record) -> String {
-    Record {
-        batch: None,
-        ..record.clone()
-    }
-    .encode()
 }
 
 /// What a compaction did.
@@ -256,9 +258,11 @@ pub fn compact(
             .open(&tmp)?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         let mut bytes = 0u64;
+        let mut line = Vec::with_capacity(256);
         for record in sets.values() {
-            let line = compact_line(record);
-            out.write_all(line.as_bytes())?;
+            line.clear();
+            record.encode_into(&mut line);
+            out.write_all(&line)?;
             bytes += line.len() as u64;
         }
         let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
