@@ -1,24 +1,33 @@
-//! The database handle: the store behind a lock, fed by one WAL writer thread.
+//! The database handle: the store behind a lock, fed through the log by
+//! group commits.
 //!
-//! Every write goes through a single writer thread. It takes whatever
-//! requests are queued (a group), decides each against the current state plus
-//! the earlier writes of the group, encodes the group's records into one
-//! buffer, writes it with one `write` and syncs it once (per policy), and only
-//! then applies the group to the store and answers the requests. So:
+//! Every write request joins a queue. Whoever leads the commit takes
+//! everything queued as a group, decides each operation against the current
+//! state plus the earlier writes of the group, encodes the group's records
+//! into one buffer, writes it with one `write` and syncs it once (per
+//! policy), and only then applies the group to the store and answers the
+//! requests. So:
 //! - nothing is visible or acknowledged before it is in the log;
 //! - concurrent writers share one fsync (group commit);
 //! - the log order is the apply order, so replay reproduces what clients saw;
 //! - a batch is one unit of the queue, applied under one write lock, hence
 //!   isolated from readers.
 //!
-//! Readers take the store's read lock, which the writer takes only to apply
+//! Who leads (leader/follower): a request that finds no commit under way
+//! commits its own group on the spot, so a lone writer never waits for
+//! another thread to wake up. If writes queued up meanwhile, it hands the
+//! lead to the writer thread, which commits group after group until the
+//! queue is empty, and the queued requests just wait for their answer. A
+//! thread is woken only when commits start to overlap, not for every write.
+//!
+//! Readers take the store's read lock, which the leader takes only to apply
 //! a group in memory (letting readers in between requests), never across I/O.
 
 use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -32,9 +41,6 @@ use crate::wal::{Appender, BatchMark, FsyncPolicy, LockedLog, Op, Record, TornTa
 
 /// Most requests one group commit takes from the queue.
 const MAX_GROUP: usize = 1024;
-/// The longest a writer waits for stragglers before committing a group (see
-/// [`Writer::gather`]).
-const COMMIT_DELAY: Duration = Duration::from_micros(200);
 /// Records applied before the writer lets readers in between two jobs.
 const APPLY_RECORDS_PER_LOCK: usize = 256;
 /// How often the sweeper looks for expired keys.
@@ -103,20 +109,33 @@ pub struct OpenReport {
     pub keys: u64,
 }
 
-enum Message {
-    Write(Job),
-    Shutdown(oneshot::Sender<io::Result<()>>),
-}
-
 struct Job {
     commands: Vec<Command>,
     reply: oneshot::Sender<Result<Vec<Outcome>, DbError>>,
 }
 
+/// The queue of writes waiting for a group commit, and who is committing.
+#[derive(Default)]
+struct Commits {
+    /// Write requests waiting for the next group commit, in arrival order.
+    pending: Vec<Job>,
+    /// A request or the writer thread is committing a group; the others
+    /// only queue, and it takes them with its next group.
+    leading: bool,
+    /// Shutdown has begun: writes are refused.
+    closed: bool,
+    /// Told when the leader steps down (shutdown waits for that).
+    idle: Vec<oneshot::Sender<()>>,
+}
+
 struct Shared {
     store: RwLock<Store>,
-    queue: mpsc::Sender<Message>,
-    sweeper_stop: AtomicBool,
+    commits: Mutex<Commits>,
+    /// Only the leader locks it, so it is never contended.
+    log: Mutex<LogWriter>,
+    /// Set when a request hands the lead to the writer thread.
+    handed_over: AtomicBool,
+    stop: AtomicBool,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -124,6 +143,10 @@ struct Shared {
 #[derive(Clone)]
 pub struct Db {
     shared: Arc<Shared>,
+    /// The writer thread, woken when a request hands it the lead.
+    writer: std::thread::Thread,
+    /// Every commit includes an fsync.
+    syncs: bool,
 }
 
 impl Db {
@@ -144,38 +167,41 @@ impl Db {
             keys: store.stats(now).keys,
         };
 
-        // Unbounded: every HTTP connection has at most one request in flight,
-        // so the queue is bounded by the connections, and sending never waits.
-        let (queue, jobs) = mpsc::channel();
         let shared = Arc::new(Shared {
             store: RwLock::new(store),
-            queue,
-            sweeper_stop: AtomicBool::new(false),
+            commits: Mutex::new(Commits::default()),
+            log: Mutex::new(LogWriter {
+                appender,
+                next_batch_id: scan.max_batch_id + 1,
+                buf: Vec::with_capacity(1 << 16),
+            }),
+            handed_over: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
         });
-        let writer = Writer {
-            shared: shared.clone(),
-            appender,
-            next_batch_id: scan.max_batch_id + 1,
-            buf: Vec::with_capacity(1 << 16),
-            last_group: 0,
+        let spawn = |name: &'static str, body: fn(&Shared)| {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || abort_on_panic(name, || body(&shared)))
+                .map_err(|source| WalError::Io {
+                    context: "cannot start a thread for",
+                    path: dir.to_path_buf(),
+                    source,
+                })
         };
-        let spawn_err = |source| WalError::Io {
-            context: "cannot start a thread for",
-            path: dir.to_path_buf(),
-            source,
-        };
-        let writer = std::thread::Builder::new()
-            .name("wal-writer".into())
-            .spawn(move || abort_on_panic("WAL writer", || writer.run(jobs)))
-            .map_err(spawn_err)?;
-        let sweeper_shared = shared.clone();
-        let sweeper = std::thread::Builder::new()
-            .name("expiry-sweeper".into())
-            .spawn(move || abort_on_panic("expiry sweeper", || sweep_loop(&sweeper_shared)))
-            .map_err(spawn_err)?;
+        let writer = spawn("wal-writer", writer_loop)?;
+        let sweeper = spawn("expiry-sweeper", sweep_loop)?;
+        let writer_thread = writer.thread().clone();
         shared.threads.lock().extend([writer, sweeper]);
-        Ok((Db { shared }, report))
+        Ok((
+            Db {
+                shared,
+                writer: writer_thread,
+                syncs: policy == FsyncPolicy::Always,
+            },
+            report,
+        ))
     }
 
     /// Runs `f` on the store under its read lock, with the current time.
@@ -203,21 +229,55 @@ impl Db {
             }));
         }
         let (reply, answer) = oneshot::channel();
-        self.shared
-            .queue
-            .send(Message::Write(Job { commands, reply }))
-            .map_err(|_| DbError::Closed)?;
+        let leads = {
+            let mut commits = self.shared.commits.lock();
+            if commits.closed {
+                return Err(DbError::Closed);
+            }
+            commits.pending.push(Job { commands, reply });
+            !std::mem::replace(&mut commits.leading, true)
+        };
+        if leads {
+            // Leader/follower: the request that finds no commit under way
+            // commits its own group right here, so a lone writer crosses no
+            // thread. Writes that queued meanwhile are handed to the writer
+            // thread. Nothing here awaits, so a cancelled request cannot
+            // leave the queue without a leader.
+            if self.syncs && on_multi_thread_runtime() {
+                // An fsync may take long on a busy disk: let the runtime move
+                // this worker's other requests to another thread meanwhile.
+                tokio::task::block_in_place(|| self.shared.commit_next_group());
+            } else {
+                self.shared.commit_next_group();
+            }
+            if !self.shared.step_down_if_idle() {
+                self.shared.handed_over.store(true, Ordering::Release);
+                self.writer.unpark();
+            }
+        }
         answer.await.map_err(|_| DbError::Closed)?
     }
 
-    /// Finishes every queued write, syncs the log and stops the threads.
+    /// Refuses new writes, waits for the queued ones, syncs the log and
+    /// stops the threads.
     pub async fn shutdown(&self) -> io::Result<()> {
-        let (reply, done) = oneshot::channel();
-        let synced = match self.shared.queue.send(Message::Shutdown(reply)) {
-            Ok(()) => done.await.unwrap_or(Ok(())),
-            Err(_) => Ok(()),
+        let idle = {
+            let mut commits = self.shared.commits.lock();
+            commits.closed = true;
+            commits.leading.then(|| {
+                let (told, idle) = oneshot::channel();
+                commits.idle.push(told);
+                idle
+            })
         };
-        self.shared.sweeper_stop.store(true, Ordering::Release);
+        if let Some(idle) = idle {
+            let _ = idle.await;
+        }
+        let shared = self.shared.clone();
+        let synced = tokio::task::spawn_blocking(move || shared.log.lock().appender.sync())
+            .await
+            .unwrap_or_else(|_| Err(io::Error::other("the final sync panicked")));
+        self.shared.stop.store(true, Ordering::Release);
         let threads: Vec<_> = self.shared.threads.lock().drain(..).collect();
         for thread in threads {
             thread.thread().unpark();
@@ -227,88 +287,84 @@ impl Db {
     }
 }
 
-struct Writer {
-    shared: Arc<Shared>,
+/// Commits groups for as long as writes keep coming, once a request has
+/// handed over the lead; the requests are then answered from here, in
+/// parallel by every async worker. Unlike a queue that wakes this thread for
+/// every write, the lead is handed over only when commits start to overlap.
+fn writer_loop(shared: &Shared) {
+    while !shared.stop.load(Ordering::Acquire) {
+        if shared.handed_over.swap(false, Ordering::AcqRel) {
+            while shared.commit_next_group() {}
+        } else {
+            std::thread::park();
+        }
+    }
+}
+
+impl Shared {
+    /// The leader commits the writes waiting now, as one group. Returns
+    /// false, having stepped down, when none were waiting.
+    fn commit_next_group(&self) -> bool {
+        let mut group = {
+            let mut commits = self.commits.lock();
+            if commits.pending.is_empty() {
+                step_down(&mut commits);
+                return false;
+            }
+            if commits.pending.len() <= MAX_GROUP {
+                std::mem::take(&mut commits.pending)
+            } else {
+                commits.pending.drain(..MAX_GROUP).collect()
+            }
+        };
+        abort_on_panic("WAL writer", || {
+            self.log.lock().commit(&self.store, &mut group)
+        });
+        true
+    }
+
+    /// Steps down if no write is waiting; false if some are (and the caller
+    /// must hand them on).
+    fn step_down_if_idle(&self) -> bool {
+        let mut commits = self.commits.lock();
+        let idle = commits.pending.is_empty();
+        if idle {
+            step_down(&mut commits);
+        }
+        idle
+    }
+}
+
+/// Whether [`tokio::task::block_in_place`] may be called here.
+fn on_multi_thread_runtime() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|runtime| runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+}
+
+fn step_down(commits: &mut Commits) {
+    commits.leading = false;
+    for told in commits.idle.drain(..) {
+        let _ = told.send(());
+    }
+}
+
+/// The appending side of the log, owned by whoever leads the commit.
+struct LogWriter {
     appender: Appender,
     next_batch_id: u64,
     buf: Vec<u8>,
-    /// Jobs in the last group, a guess at how many clients are writing.
-    last_group: usize,
 }
 
-impl Writer {
-    fn run(mut self, queue: mpsc::Receiver<Message>) {
-        let mut group = Vec::with_capacity(MAX_GROUP);
-        while let Ok(first) = queue.recv() {
-            let mut shutdown = None;
-            let mut next = Some(first);
-            while let Some(message) = next.take() {
-                match message {
-                    Message::Write(job) => group.push(job),
-                    Message::Shutdown(reply) => {
-                        shutdown = Some(reply);
-                        break;
-                    }
-                }
-                if group.len() < MAX_GROUP {
-                    next = queue.try_recv().ok();
-                }
-            }
-            if shutdown.is_none() {
-                shutdown = self.gather(&queue, &mut group);
-            }
-            self.last_group = group.len();
-            if !group.is_empty() {
-                self.commit(&mut group);
-            }
-            if let Some(reply) = shutdown {
-                let _ = reply.send(self.appender.sync());
-                return;
-            }
-        }
-        if let Err(err) = self.appender.sync() {
-            tracing::error!(
-                "final sync of {} failed: {err}",
-                self.appender.path().display()
-            );
-        }
-    }
-
-    /// With `--fsync always`, waits up to [`COMMIT_DELAY`] for the writers
-    /// of the last group to come back, so they share this group's fsync
-    /// instead of each paying for another (PostgreSQL's commit_delay, with
-    /// the last group's size standing in for commit_siblings). A lone writer
-    /// never waits. Returns a shutdown request if one arrives meanwhile.
-    fn gather(
-        &mut self,
-        queue: &mpsc::Receiver<Message>,
-        group: &mut Vec<Job>,
-    ) -> Option<oneshot::Sender<io::Result<()>>> {
-        if self.appender.policy() != FsyncPolicy::Always {
-            return None;
-        }
-        let expected = (self.last_group * 3 / 4).min(MAX_GROUP);
-        let deadline = Instant::now() + COMMIT_DELAY;
-        while group.len() < expected {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match queue.recv_timeout(left) {
-                Ok(Message::Write(job)) => group.push(job),
-                Ok(Message::Shutdown(reply)) => return Some(reply),
-                Err(_) => break,
-            }
-        }
-        None
-    }
-
+impl LogWriter {
     /// Logs, applies and answers one group of jobs.
-    fn commit(&mut self, group: &mut Vec<Job>) {
+    fn commit(&mut self, shared_store: &RwLock<Store>, group: &mut Vec<Job>) {
         let now = now_ms();
         let mut records: Vec<Record> = Vec::new();
         let mut outcomes: Vec<Vec<Outcome>> = Vec::with_capacity(group.len());
         // How many records each job wrote, in order: a job is applied whole.
         let mut job_records: Vec<usize> = Vec::with_capacity(group.len());
         {
-            let store = self.shared.store.read();
+            let store = shared_store.read();
             // Keys written earlier in this group: Some(index of the set in
             // `records`) or None for a delete. Built only when a delete or a
             // get needs it, so a group of plain sets clones no keys.
@@ -402,12 +458,12 @@ impl Writer {
             // been applied, so a group of large batches never holds readers
             // off for long.
             let mut records = records.into_iter();
-            let mut store = self.shared.store.write();
+            let mut store = shared_store.write();
             let mut held = 0;
             for count in job_records {
                 if held >= APPLY_RECORDS_PER_LOCK {
                     drop(store);
-                    store = self.shared.store.write();
+                    store = shared_store.write();
                     held = 0;
                 }
                 for record in records.by_ref().take(count) {
@@ -445,7 +501,7 @@ fn index_writes(records: &[Record]) -> HashMap<Key, Option<usize>> {
 }
 
 fn sweep_loop(shared: &Shared) {
-    while !shared.sweeper_stop.load(Ordering::Acquire) {
+    while !shared.stop.load(Ordering::Acquire) {
         std::thread::park_timeout(SWEEP_INTERVAL);
         let now = now_ms();
         if !shared
@@ -460,7 +516,7 @@ fn sweep_loop(shared: &Shared) {
         loop {
             let removed = shared.store.write().sweep(now, SWEEP_CHUNK);
             swept += removed;
-            if removed < SWEEP_CHUNK || shared.sweeper_stop.load(Ordering::Acquire) {
+            if removed < SWEEP_CHUNK || shared.stop.load(Ordering::Acquire) {
                 break;
             }
         }

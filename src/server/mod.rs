@@ -175,23 +175,26 @@ async fn put_key(
     uri: Uri,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let key = key_of(&uri, &state.limits)?;
-    let body = body_of(body, &state.limits)?;
-    let (value, ttl) = api::parse_put(&body)?;
-    state
-        .db
-        .execute(vec![Command::Set {
+    let set = {
+        let key = key_of(&uri, &state.limits)?;
+        let (value, ttl) = api::parse_put(&body_of(body, &state.limits)?)?;
+        Command::Set {
             key: key.as_ref().into(),
             value,
             ttl,
-        }])
-        .await?;
+        }
+    };
+    // The URI and the body share hyper's read buffer; let go of it before
+    // waiting for the commit, or the connection, polling for its next request
+    // meanwhile, has to allocate a new one.
+    drop(uri);
+    state.db.execute(vec![set]).await?;
     Ok(ok(SUCCESS))
 }
 
 async fn delete_key(State(state): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
-    let key = key_of(&uri, &state.limits)?;
-    let key = key.as_ref().into();
+    let key = key_of(&uri, &state.limits)?.as_ref().into();
+    drop(uri); // see put_key
     match state.db.execute(vec![Command::Delete { key }]).await?[..] {
         [Outcome::Done] => Ok(ok(SUCCESS)),
         _ => Err(ApiError::KeyNotFound),
@@ -204,6 +207,7 @@ async fn batch(
 ) -> Result<Response, ApiError> {
     let body = body_of(body, &state.limits)?;
     let commands = api::parse_batch(&body, &state.limits)?;
+    drop(body); // see put_key
     let outcomes = state.db.execute(commands).await?;
     Ok(ok(api::render_results(&outcomes)))
 }
