@@ -536,3 +536,80 @@ fn give_memory_back() {
         libc::malloc_trim(0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(key: &str, n: u64) -> Command {
+        Command::Set {
+            key: key.into(),
+            value: StoredValue::from_value(&serde_json::json!(n)),
+            ttl: None,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_are_all_logged_applied_and_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _) = Db::open(dir.path(), FsyncPolicy::Always).unwrap();
+        // Enough writers that commits overlap and the lead is handed to the
+        // writer thread and back many times.
+        let writers: Vec<_> = (0..32u64)
+            .map(|w| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    for i in 0..50u64 {
+                        let key = format!("w{w}");
+                        let done = db.execute(vec![set(&key, i)]).await.unwrap();
+                        assert_eq!(done, [Outcome::Done]);
+                        // Acknowledged means visible.
+                        let seen =
+                            db.read(|store, now| store.get(&key, now).map(|v| v.json().to_owned()));
+                        assert_eq!(seen.as_deref(), Some(i.to_string().as_str()));
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.await.unwrap();
+        }
+        db.shutdown().await.unwrap();
+        assert!(matches!(
+            db.execute(vec![set("late", 0)]).await,
+            Err(DbError::Closed)
+        ));
+        drop(db);
+
+        let (db, report) = Db::open(dir.path(), FsyncPolicy::Always).unwrap();
+        assert_eq!(report.records, 32 * 50);
+        for w in 0..32 {
+            let value = db.read(|store, now| {
+                store
+                    .get(&format!("w{w}"), now)
+                    .map(|v| v.json().to_owned())
+            });
+            assert_eq!(value.as_deref(), Some("49"));
+        }
+        db.shutdown().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_single_threaded_runtime_commits_inline() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _) = Db::open(dir.path(), FsyncPolicy::Always).unwrap();
+        let outcomes = db
+            .execute(vec![
+                set("a", 1),
+                Command::Get { key: "a".into() },
+                Command::Delete { key: "b".into() },
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            outcomes,
+            [Outcome::Done, Outcome::Value("1".into()), Outcome::NotFound]
+        );
+        db.shutdown().await.unwrap();
+    }
+}
