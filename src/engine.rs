@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock};
 use tokio::sync::oneshot;
 
 use crate::store::{Loader, Store};
@@ -41,6 +41,9 @@ use crate::wal::{Appender, BatchMark, FsyncPolicy, LockedLog, Op, Record, TornTa
 
 /// Most requests one group commit takes from the queue.
 const MAX_GROUP: usize = 1024;
+/// The longest the writer thread waits for the writers of its last group
+/// before committing the next (see [`Shared::gather`]).
+const COMMIT_DELAY: Duration = Duration::from_micros(200);
 /// Records applied before the writer lets readers in between two jobs.
 const APPLY_RECORDS_PER_LOCK: usize = 256;
 /// How often the sweeper looks for expired keys.
@@ -124,6 +127,8 @@ struct Commits {
     leading: bool,
     /// Shutdown has begun: writes are refused.
     closed: bool,
+    /// The writer thread waits for this many queued writes (0: it does not).
+    wanted: usize,
     /// Told when the leader steps down (shutdown waits for that).
     idle: Vec<oneshot::Sender<()>>,
 }
@@ -135,6 +140,10 @@ struct Shared {
     log: Mutex<LogWriter>,
     /// Set when a request hands the lead to the writer thread.
     handed_over: AtomicBool,
+    /// Wakes the writer thread when the writes it waits for are queued.
+    gathered: Condvar,
+    /// Every commit includes an fsync.
+    syncs: bool,
     stop: AtomicBool,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -145,8 +154,6 @@ pub struct Db {
     shared: Arc<Shared>,
     /// The writer thread, woken when a request hands it the lead.
     writer: std::thread::Thread,
-    /// Every commit includes an fsync.
-    syncs: bool,
 }
 
 impl Db {
@@ -176,6 +183,8 @@ impl Db {
                 buf: Vec::with_capacity(1 << 16),
             }),
             handed_over: AtomicBool::new(false),
+            gathered: Condvar::new(),
+            syncs: policy == FsyncPolicy::Always,
             stop: AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
         });
@@ -198,7 +207,6 @@ impl Db {
             Db {
                 shared,
                 writer: writer_thread,
-                syncs: policy == FsyncPolicy::Always,
             },
             report,
         ))
@@ -235,6 +243,10 @@ impl Db {
                 return Err(DbError::Closed);
             }
             commits.pending.push(Job { commands, reply });
+            if commits.wanted != 0 && commits.pending.len() >= commits.wanted {
+                commits.wanted = 0;
+                self.shared.gathered.notify_one();
+            }
             !std::mem::replace(&mut commits.leading, true)
         };
         if leads {
@@ -243,7 +255,7 @@ impl Db {
             // thread. Writes that queued meanwhile are handed to the writer
             // thread. Nothing here awaits, so a cancelled request cannot
             // leave the queue without a leader.
-            if self.syncs && on_multi_thread_runtime() {
+            if self.shared.syncs && on_multi_thread_runtime() {
                 // An fsync may take long on a busy disk: let the runtime move
                 // this worker's other requests to another thread meanwhile.
                 tokio::task::block_in_place(|| self.shared.commit_next_group());
@@ -294,7 +306,16 @@ impl Db {
 fn writer_loop(shared: &Shared) {
     while !shared.stop.load(Ordering::Acquire) {
         if shared.handed_over.swap(false, Ordering::AcqRel) {
-            while shared.commit_next_group() {}
+            let mut last_group = 0;
+            loop {
+                if shared.syncs {
+                    shared.gather(last_group * 3 / 4);
+                }
+                match shared.commit_next_group() {
+                    0 => break,
+                    size => last_group = size,
+                }
+            }
         } else {
             std::thread::park();
         }
@@ -302,14 +323,31 @@ fn writer_loop(shared: &Shared) {
 }
 
 impl Shared {
-    /// The leader commits the writes waiting now, as one group. Returns
-    /// false, having stepped down, when none were waiting.
-    fn commit_next_group(&self) -> bool {
+    /// Waits up to [`COMMIT_DELAY`] for `expected` writes to be queued, so
+    /// that the writers of the last group, coming back, share the next fsync
+    /// instead of each paying for another (PostgreSQL's commit_delay, with
+    /// the last group's size standing in for commit_siblings). Woken once,
+    /// by the write that completes the count, not by every write.
+    fn gather(&self, expected: usize) {
+        let deadline = Instant::now() + COMMIT_DELAY;
+        let mut commits = self.commits.lock();
+        while commits.pending.len() < expected.min(MAX_GROUP) && !commits.closed {
+            commits.wanted = expected;
+            if self.gathered.wait_until(&mut commits, deadline).timed_out() {
+                break;
+            }
+        }
+        commits.wanted = 0;
+    }
+
+    /// The leader commits the writes waiting now, as one group, and returns
+    /// its size; 0, having stepped down, when none were waiting.
+    fn commit_next_group(&self) -> usize {
         let mut group = {
             let mut commits = self.commits.lock();
             if commits.pending.is_empty() {
                 step_down(&mut commits);
-                return false;
+                return 0;
             }
             if commits.pending.len() <= MAX_GROUP {
                 std::mem::take(&mut commits.pending)
@@ -317,10 +355,11 @@ impl Shared {
                 commits.pending.drain(..MAX_GROUP).collect()
             }
         };
+        let size = group.len();
         abort_on_panic("WAL writer", || {
             self.log.lock().commit(&self.store, &mut group)
         });
-        true
+        size
     }
 
     /// Steps down if no write is waiting; false if some are (and the caller
