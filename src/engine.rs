@@ -41,6 +41,9 @@ use crate::wal::{Appender, BatchMark, FsyncPolicy, LockedLog, Op, Record, TornTa
 
 /// Most requests one group commit takes from the queue.
 const MAX_GROUP: usize = 1024;
+/// Groups a leading request commits after its own, when commits do not
+/// fsync, before it hands the lead to the writer thread.
+const INLINE_GROUPS: usize = 8;
 /// The longest the writer thread waits for the writers of its last group
 /// before committing the next (see [`Shared::gather`]).
 const COMMIT_DELAY: Duration = Duration::from_micros(200);
@@ -253,8 +256,10 @@ impl Db {
             // Leader/follower: the request that finds no commit under way
             // commits its own group right here, so a lone writer crosses no
             // thread. Writes that queued meanwhile are handed to the writer
-            // thread. Nothing here awaits, so a cancelled request cannot
-            // leave the queue without a leader.
+            // thread, unless commits are cheap (no fsync): then this request
+            // takes a few more groups first, a few microseconds each, rather
+            // than wake a thread. Nothing here awaits, so a cancelled
+            // request cannot leave the queue without a leader.
             if self.shared.syncs && on_multi_thread_runtime() {
                 // An fsync may take long on a busy disk: let the runtime move
                 // this worker's other requests to another thread meanwhile.
@@ -262,9 +267,15 @@ impl Db {
             } else {
                 self.shared.commit_next_group();
             }
-            if !self.shared.step_down_if_idle() {
-                self.shared.handed_over.store(true, Ordering::Release);
-                self.writer.unpark();
+            let mut extra_groups = if self.shared.syncs { 0 } else { INLINE_GROUPS };
+            while !self.shared.step_down_if_idle() {
+                if extra_groups == 0 {
+                    self.shared.handed_over.store(true, Ordering::Release);
+                    self.writer.unpark();
+                    break;
+                }
+                extra_groups -= 1;
+                self.shared.commit_next_group();
             }
         }
         answer.await.map_err(|_| DbError::Closed)?
