@@ -45,7 +45,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvctl' -ScriptBlock {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Directory holding wal.log; created if missing')
             [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Address to bind; the default accepts local connections only')
             [CompletionResult]::new('--fsync', '--fsync', [CompletionResultType]::ParameterName, 'When writes are forced to disk before they are acknowledged')
-            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log filter (error, warn, info, debug, trace, or a tracing directive); overrides RUST_LOG')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log filter: a level (error, warn, info, debug, trace, off) and/or target=level directives, comma-separated; overrides RUST_LOG')
             [CompletionResult]::new('--max-key-bytes', '--max-key-bytes', [CompletionResultType]::ParameterName, 'Longest key accepted, in bytes')
             [CompletionResult]::new('--max-body-bytes', '--max-body-bytes', [CompletionResultType]::ParameterName, 'Largest request body accepted, in bytes')
             [CompletionResult]::new('--max-batch-ops', '--max-batch-ops', [CompletionResultType]::ParameterName, 'Most operations accepted in one batch')

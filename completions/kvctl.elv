@@ -41,7 +41,7 @@ set edit:completion:arg-completer[kvctl] = {|@words|
             cand --data-dir 'Directory holding wal.log; created if missing'
             cand --host 'Address to bind; the default accepts local connections only'
             cand --fsync 'When writes are forced to disk before they are acknowledged'
-            cand --log-level 'Log filter (error, warn, info, debug, trace, or a tracing directive); overrides RUST_LOG'
+            cand --log-level 'Log filter: a level (error, warn, info, debug, trace, off) and/or target=level directives, comma-separated; overrides RUST_LOG'
             cand --max-key-bytes 'Longest key accepted, in bytes'
             cand --max-body-bytes 'Largest request body accepted, in bytes'
             cand --max-batch-ops 'Most operations accepted in one batch'

@@ -45,7 +45,7 @@ complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l host -d 'Address t
 complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l fsync -d 'When writes are forced to disk before they are acknowledged' -r -f -a "always\t'fdatasync before every acknowledgement; concurrent writers share one (group commit)'
 interval\t'fdatasync once a second: a machine crash can lose up to the last second'
 never\t'leave flushing to the OS: a machine crash can lose recent writes'"
-complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l log-level -d 'Log filter (error, warn, info, debug, trace, or a tracing directive); overrides RUST_LOG' -r
+complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l log-level -d 'Log filter: a level (error, warn, info, debug, trace, off) and/or target=level directives, comma-separated; overrides RUST_LOG' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l max-key-bytes -d 'Longest key accepted, in bytes' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l max-body-bytes -d 'Largest request body accepted, in bytes' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l max-batch-ops -d 'Most operations accepted in one batch' -r

@@ -298,7 +298,7 @@ pub struct ServeArgs {
     #[arg(long, env = "KVCTL_FSYNC", value_enum, default_value_t = FsyncPolicy::Always)]
     pub fsync: FsyncPolicy,
 
-    /// Log filter (error, warn, info, debug, trace, or a tracing directive); overrides RUST_LOG.
+    /// Log filter: a level (error, warn, info, debug, trace, off) and/or target=level directives, comma-separated; overrides RUST_LOG.
     #[arg(long, env = "KVCTL_LOG_LEVEL")]
     pub log_level: Option<String>,
 

@@ -92,7 +92,10 @@ fn report(message: &str) {
 /// error; a bad RUST_LOG falls back to `default`.
 fn init_logging(flag: Option<&str>, default: &str) -> Result<(), String> {
     let filter = match flag {
-        Some(level) => EnvFilter::try_new(level).map_err(|e| e.to_string())?,
+        Some(level) => {
+            check_bare_directives(level)?;
+            EnvFilter::try_new(level).map_err(|e| e.to_string())?
+        }
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
     };
     tracing_subscriber::fmt()
@@ -103,6 +106,26 @@ fn init_logging(flag: Option<&str>, default: &str) -> Result<(), String> {
         .log_internal_errors(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    Ok(())
+}
+
+/// Refuses a bare word that is not a level. tracing reads one as a target
+/// to log everything from, so a typo such as `debgu` would quietly turn
+/// logging off instead of failing; targets are named as `target=level`.
+fn check_bare_directives(filter: &str) -> Result<(), String> {
+    for directive in filter.split(',').map(str::trim) {
+        if !directive.is_empty()
+            && !directive.contains('=')
+            && directive
+                .parse::<tracing_subscriber::filter::LevelFilter>()
+                .is_err()
+        {
+            return Err(format!(
+                "{directive:?} is not a level (error, warn, info, debug, trace, off); \
+                 name a target as target=level"
+            ));
+        }
+    }
     Ok(())
 }
 

@@ -285,6 +285,10 @@ async fn taken_port_bad_dir_and_bad_flags_fail_with_one_line() {
     let out = kvctl(&["serve"], &[("PORT", "99999")], None);
     assert_eq!(out.status.code(), Some(2));
     assert_one_line_error(&out, "99999");
+    // A misspelt level is refused, not taken for a target to log.
+    let out = kvctl(&["serve", "--log-level", "debgu"], &[], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert_one_line_error(&out, "\"debgu\" is not a level");
 }
 
 #[tokio::test]
