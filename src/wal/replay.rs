@@ -157,10 +157,7 @@ fn decode_chunk(chunk: Chunk) -> Decoded {
     let mut lines = Vec::with_capacity(chunk.data.len() / 100 + 1);
     let mut rest = &chunk.data[..];
     while !rest.is_empty() {
-        let len = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(rest.len(), |i| i + 1);
+        let len = memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
         let content = trim_line(&rest[..len]);
         let line = if content.iter().all(u8::is_ascii_whitespace) {
             Line::Blank
@@ -203,7 +200,7 @@ fn read_chunks<R: BufRead>(mut reader: R, chunks: mpsc::SyncSender<Chunk>) -> st
         }
         if !eof {
             // Keep the partial last line for the next chunk.
-            match data.iter().rposition(|&b| b == b'\n') {
+            match memchr::memrchr(b'\n', &data) {
                 Some(i) => carry = data.split_off(i + 1),
                 None => {
                     carry = data;
