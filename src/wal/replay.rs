@@ -5,7 +5,7 @@
 //! caller can cut it off. A bad line with records after it is corruption, not
 //! a crash, and stops the scan with its line number and byte offset.
 
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 
@@ -186,18 +186,12 @@ fn read_chunks<R: BufRead>(mut reader: R, chunks: mpsc::SyncSender<Chunk>) -> st
     loop {
         let mut data = std::mem::take(&mut carry);
         data.reserve(CHUNK_BYTES);
-        let target = data.len() + CHUNK_BYTES;
-        let mut eof = false;
-        while data.len() < target {
-            let buf = reader.fill_buf()?;
-            if buf.is_empty() {
-                eof = true;
-                break;
-            }
-            let n = buf.len().min(target - data.len());
-            data.extend_from_slice(&buf[..n]);
-            reader.consume(n);
-        }
+        // Straight into the chunk: a read as large as the reader's buffer
+        // bypasses it, so the log is copied once, not twice.
+        let read = (&mut reader)
+            .take(CHUNK_BYTES as u64)
+            .read_to_end(&mut data)?;
+        let eof = read < CHUNK_BYTES;
         if !eof {
             // Keep the partial last line for the next chunk.
             match memchr::memrchr(b'\n', &data) {
