@@ -243,9 +243,6 @@ pub struct Loader {
     /// Fx hashing: the keys come from our own log, not from an adversary,
     /// and a cheap hash matters over millions of records.
     entries: FxHashMap<Key, Entry>,
-    /// Kept as records are applied, while each value is still in cache,
-    /// rather than summed over every value at the end.
-    size_bytes: u64,
     now_ms: u64,
 }
 
@@ -254,28 +251,26 @@ impl Loader {
     pub fn new(now_ms: u64) -> Loader {
         Loader {
             entries: FxHashMap::default(),
-            size_bytes: 0,
             now_ms,
         }
     }
 
     /// Applies one record, as [`Store::apply`] would.
     pub fn apply(&mut self, record: Record) {
-        let old = match leaves(record, self.now_ms) {
+        match leaves(record, self.now_ms) {
             (key, Some(entry)) => {
-                self.size_bytes += entry.value.size();
-                self.entries.insert(key, entry)
+                self.entries.insert(key, entry);
             }
-            (key, None) => self.entries.remove(key.as_str()),
-        };
-        if let Some(old) = old {
-            self.size_bytes -= old.value.size();
+            (key, None) => {
+                self.entries.remove(key.as_str());
+            }
         }
     }
 
     /// The store holding what the records left.
     pub fn finish(self) -> Store {
         let entries: Vec<(Key, Entry)> = self.entries.into_iter().collect();
+        let size_bytes = entries.iter().map(|(_, e)| e.value.size()).sum();
         let expiry = entries
             .iter()
             .filter_map(|(k, e)| e.deadline_ms().map(|d| (d, k.clone())))
@@ -284,7 +279,7 @@ impl Loader {
             // Collecting sorts the entries and builds the tree bottom-up.
             map: entries.into_iter().collect(),
             expiry,
-            size_bytes: self.size_bytes,
+            size_bytes,
         }
     }
 }
