@@ -246,6 +246,8 @@ pub struct Loader {
     /// and a cheap hash matters over millions of records.
     entries: hashbrown::HashMap<Key, Entry, FxBuildHasher, HugePages>,
     now_ms: u64,
+    /// Replaced and deleted entries, freed by another thread (see [`Graveyard`]).
+    graveyard: Graveyard,
 }
 
 impl Loader {
@@ -254,23 +256,24 @@ impl Loader {
         Loader {
             entries: hashbrown::HashMap::with_hasher_in(FxBuildHasher, HugePages),
             now_ms,
+            graveyard: Graveyard::default(),
         }
     }
 
     /// Applies one record, as [`Store::apply`] would.
     pub fn apply(&mut self, record: Record) {
-        match leaves(record, self.now_ms) {
-            (key, Some(entry)) => {
-                self.entries.insert(key, entry);
-            }
-            (key, None) => {
-                self.entries.remove(key.as_str());
-            }
+        let old = match leaves(record, self.now_ms) {
+            (key, Some(entry)) => self.entries.insert(key, entry),
+            (key, None) => self.entries.remove(key.as_str()),
+        };
+        if let Some(old) = old {
+            self.graveyard.bury(old);
         }
     }
 
     /// The store holding what the records left.
-    pub fn finish(self) -> Store {
+    pub fn finish(mut self) -> Store {
+        self.graveyard.close();
         let entries: Vec<(Key, Entry)> = self.entries.into_iter().collect();
         let size_bytes = entries.iter().map(|(_, e)| e.value.size()).sum();
         let expiry = entries
@@ -282,6 +285,55 @@ impl Loader {
             map: entries.into_iter().collect(),
             expiry,
             size_bytes,
+        }
+    }
+}
+
+/// Frees replaced values on a thread of its own, in batches.
+///
+/// Replay is bound by the one thread that applies records in order; freeing
+/// the value a record replaces costs it a cache miss on memory another
+/// thread allocated. Handing those entries to a helper thread takes that off
+/// the critical path. Small logs never start the thread.
+#[derive(Debug, Default)]
+struct Graveyard {
+    batch: Vec<Entry>,
+    helper: Option<(
+        std::sync::mpsc::SyncSender<Vec<Entry>>,
+        std::thread::JoinHandle<()>,
+    )>,
+}
+
+/// Entries handed to the helper at a time.
+const GRAVEYARD_BATCH: usize = 1 << 14;
+
+impl Graveyard {
+    fn bury(&mut self, entry: Entry) {
+        self.batch.push(entry);
+        if self.batch.len() < GRAVEYARD_BATCH {
+            return;
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(GRAVEYARD_BATCH));
+        if self.helper.is_none() {
+            let (sender, batches) = std::sync::mpsc::sync_channel::<Vec<Entry>>(4);
+            let spawned = std::thread::Builder::new()
+                .name("replay-free".into())
+                .spawn(move || batches.into_iter().for_each(drop));
+            // Without a thread, freeing here is merely slower.
+            self.helper = spawned.ok().map(|thread| (sender, thread));
+        }
+        if let Some((sender, _)) = &self.helper {
+            // The helper only stops when the sender is dropped.
+            let _ = sender.send(batch);
+        }
+    }
+
+    /// Waits until everything buried has been freed.
+    fn close(&mut self) {
+        self.batch = Vec::new();
+        if let Some((sender, thread)) = self.helper.take() {
+            drop(sender);
+            let _ = thread.join();
         }
     }
 }
