@@ -275,7 +275,7 @@ impl Loader {
     pub fn finish(mut self) -> Store {
         self.graveyard.close();
         let entries: Vec<(Key, Entry)> = self.entries.into_iter().collect();
-        let size_bytes = entries.iter().map(|(_, e)| e.value.size()).sum();
+        let size_bytes = total_size(&entries);
         let expiry = entries
             .iter()
             .filter_map(|(k, e)| e.deadline_ms().map(|d| (d, k.clone())))
@@ -287,6 +287,26 @@ impl Loader {
             size_bytes,
         }
     }
+}
+
+/// The sizes of the values, summed on two threads for a large store: every
+/// value is a cache miss, and the replay thread is the one everyone waits on.
+fn total_size(entries: &[(Key, Entry)]) -> u64 {
+    let sum = |part: &[(Key, Entry)]| part.iter().map(|(_, e)| e.value.size()).sum::<u64>();
+    if entries.len() < 100_000 {
+        return sum(entries);
+    }
+    let (first, second) = entries.split_at(entries.len() / 2);
+    std::thread::scope(|scope| {
+        let helper = std::thread::Builder::new().spawn_scoped(scope, || sum(second));
+        let first = sum(first);
+        // Without a thread, the other half is summed here.
+        first
+            + helper.map_or_else(
+                |_| sum(second),
+                |h| h.join().unwrap_or_else(|_| sum(second)),
+            )
+    })
 }
 
 /// Frees replaced values on a thread of its own, in batches.
