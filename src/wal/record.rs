@@ -115,6 +115,14 @@ impl Record {
     pub fn decode(line: &[u8]) -> Result<Record, DecodeError> {
         let text =
             std::str::from_utf8(line).map_err(|e| DecodeError(format!("not valid UTF-8: {e}")))?;
+        match decode_canonical(text) {
+            Some(record) => Ok(record),
+            None => Self::decode_json(text),
+        }
+    }
+
+    /// Parses a line with a full JSON parser: every shape the contract accepts.
+    fn decode_json(text: &str) -> Result<Record, DecodeError> {
         let raw: RawRecord<'_> =
             serde_json::from_str(text).map_err(|e| DecodeError(format!("not a record: {e}")))?;
         let timestamp_ms = match &raw.timestamp {
@@ -163,6 +171,106 @@ impl Record {
     }
 }
 
+/// Parses a line exactly as [`Record::encode_into`] writes it, when its key
+/// and value are strings that need no unescaping: the lines replay meets by
+/// the million. Anything else (other value kinds, escapes, hand-written
+/// lines, odd numbers) returns `None` and goes to the JSON parser, which
+/// gives the same record for every line this accepts.
+fn decode_canonical(text: &str) -> Option<Record> {
+    let mut line = Canonical { rest: text };
+    line.eat("{\"op\":\"")?;
+    let set = if line.eat("set\"").is_some() {
+        true
+    } else {
+        line.eat("delete\"")?;
+        false
+    };
+    line.eat(",\"key\":")?;
+    let quoted_key = line.plain_string()?;
+    let key = Key::from(&quoted_key[1..quoted_key.len() - 1]);
+    let op = if set {
+        line.eat(",\"value\":")?;
+        let value = StoredValue::from_json_text(line.plain_string()?)?;
+        let ttl = match line.eat(",\"ttl\":") {
+            Some(()) => Some(line.integer()?),
+            None => None,
+        };
+        Op::Set { key, value, ttl }
+    } else {
+        Op::Delete { key }
+    };
+    line.eat(",\"timestamp\":")?;
+    let seconds = line.integer()?;
+    line.eat(".")?;
+    let millis = line.three_digits()?;
+    // Below 2^33 seconds (the year 2242), the exact milliseconds are what the
+    // JSON parser's route (f64 seconds × 1000, rounded) gives too.
+    if seconds >= 1 << 33 {
+        return None;
+    }
+    let batch = match line.eat(",\"batch\":") {
+        Some(()) => {
+            let id = line.integer()?;
+            line.eat(",\"batch_len\":")?;
+            let len = u32::try_from(line.integer()?)
+                .ok()
+                .filter(|&len| len >= 1)?;
+            Some(BatchMark { id, len })
+        }
+        None => None,
+    };
+    line.eat("}")?;
+    line.rest.is_empty().then_some(Record {
+        op,
+        timestamp_ms: seconds * 1000 + millis,
+        batch,
+    })
+}
+
+/// What is left of a line being read by [`decode_canonical`].
+struct Canonical<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Canonical<'a> {
+    fn eat(&mut self, literal: &str) -> Option<()> {
+        self.rest = self.rest.strip_prefix(literal)?;
+        Some(())
+    }
+
+    /// A JSON string without escapes or control characters, quotes included.
+    fn plain_string(&mut self) -> Option<&'a str> {
+        let body = self.rest.strip_prefix('"')?;
+        let end = memchr::memchr2(b'"', b'\\', body.as_bytes())?;
+        if body.as_bytes()[end] != b'"' || body.as_bytes()[..end].iter().any(|&b| b < 0x20) {
+            return None;
+        }
+        let (string, rest) = self.rest.split_at(end + 2);
+        self.rest = rest;
+        Some(string)
+    }
+
+    /// A JSON integer that fits a u64: no sign, no leading zero.
+    fn integer(&mut self) -> Option<u64> {
+        let digits = self.rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 || (digits > 1 && self.rest.starts_with('0')) {
+            return None;
+        }
+        let (number, rest) = self.rest.split_at(digits);
+        self.rest = rest;
+        number.parse().ok()
+    }
+
+    fn three_digits(&mut self) -> Option<u64> {
+        let digits = self.rest.get(..3)?;
+        if !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        self.rest = &self.rest[3..];
+        digits.parse().ok()
+    }
+}
+
 const VEC_WRITE: &str = "writing to a Vec cannot fail";
 
 fn timestamp_to_ms(ts: &serde_json::Number) -> Result<u64, DecodeError> {
@@ -208,6 +316,100 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn canonical_fast_path_agrees_with_the_json_parser() {
+        let keys = [
+            "a",
+            "",
+            "key:0001",
+            "é/ü ☃",
+            "tab\there",
+            "quote\"d",
+            "back\\slash",
+            "\u{7f}",
+            "nul\u{0}",
+        ];
+        let values = [
+            json!("x"),
+            json!(""),
+            json!("héllo ☃"),
+            json!("a\"b"),
+            json!("\\"),
+            json!("\u{1}"),
+            json!(1),
+            json!(-2.5),
+            json!(null),
+            json!(true),
+            json!({"a": [1, 2]}),
+            json!(["x"]),
+        ];
+        let mut rng = fastrand::Rng::with_seed(42);
+        let mut fast_hits = 0;
+        for _ in 0..20_000 {
+            let key: Key = keys[rng.usize(..keys.len())].into();
+            let op = if rng.u8(..4) == 0 {
+                Op::Delete { key }
+            } else {
+                Op::Set {
+                    key,
+                    value: StoredValue::from_value(&values[rng.usize(..values.len())]),
+                    ttl: rng.bool().then(|| rng.u64(..)),
+                }
+            };
+            let record = Record {
+                op,
+                // Either side of the 2^33 s bound of the fast path.
+                timestamp_ms: rng.u64(..(1 << 34) * 1000),
+                batch: rng.bool().then(|| BatchMark {
+                    id: rng.u64(..),
+                    len: rng.u32(1..),
+                }),
+            };
+            let line = record.encode();
+            let text = line.trim_end_matches('\n');
+            let parsed = Record::decode_json(text).unwrap();
+            if let Some(fast) = decode_canonical(text) {
+                assert_eq!(fast, parsed, "{text}");
+                assert_eq!(fast, record, "{text}");
+                fast_hits += 1;
+            }
+            assert_eq!(Record::decode(text.as_bytes()).unwrap(), parsed, "{text}");
+        }
+        assert!(
+            fast_hits > 1_000,
+            "the fast path took only {fast_hits} lines"
+        );
+    }
+
+    #[test]
+    fn lines_off_the_canonical_shape_go_to_the_json_parser() {
+        for text in [
+            r#"{"op":"set","key":"a","value":"x","timestamp":1764129000}"#,
+            r#"{"op":"set","key":"a","value":"x","timestamp":1764129000.1}"#,
+            r#"{"op":"set","key":"a","value":"x","timestamp":1764129000.12345}"#,
+            r#"{"op":"set","key":"a","value":"x","ttl":null,"timestamp":1.000}"#,
+            r#"{"op":"set","key":"a","value":"x","timestamp":01.000}"#,
+            r#"{"op":"set","key":"a","value":"x","ttl":007,"timestamp":1.000}"#,
+            r#"{"op":"set","key":"a","value":"x","timestamp":1.000,"extra":1}"#,
+            r#"{"op":"set","key":"a","value":"x","timestamp":1.000} "#,
+            r#"{"op":"set","key":"a","value":"x","timestamp":1.000,"batch":3,"batch_len":0}"#,
+            r#"{"op":"set","key":"a","value":"x","timestamp":1.000,"batch":3,"batch_len":4294967296}"#,
+            r#"{"op":"set","key":"a\u0062","value":"x","timestamp":1.000}"#,
+            r#"{"op":"set","key":"a","value":"x\n","timestamp":1.000}"#,
+            r#"{"op":"delete","key":"a","value":"x","timestamp":1.000}"#,
+            r#"{"op":"set","key":"a","value":"x","timestamp":99999999999.000}"#,
+            r#"{"op":"set","key":"a","value":"x","timestamp":1.000,"key":"b"}"#,
+            r#"{"op":"set","key":"a","value":"x","ttl":18446744073709551616,"timestamp":1.000}"#,
+        ] {
+            assert_eq!(decode_canonical(text), None, "{text}");
+            assert_eq!(
+                Record::decode(text.as_bytes()),
+                Record::decode_json(text),
+                "{text}"
+            );
+        }
+    }
 
     fn set(key: &str, value: serde_json::Value, ttl: Option<u64>, ts: u64) -> Record {
         Record {
