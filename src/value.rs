@@ -42,14 +42,7 @@ impl StoredValue {
     /// Plain strings without escapes and already-compact scalars are taken as
     /// they are, which keeps WAL replay from re-serialising the common case.
     pub fn from_json_text(text: &str) -> Option<Self> {
-        let bytes = text.as_bytes();
-        if bytes.len() >= 2
-            && bytes[0] == b'"'
-            && bytes[bytes.len() - 1] == b'"'
-            && !bytes[1..bytes.len() - 1]
-                .iter()
-                .any(|&b| b == b'"' || b == b'\\' || b < 0x20)
-        {
+        if is_plain_json_string(text) {
             return Some(StoredValue {
                 json: ThinJson::new(text),
             });
@@ -84,6 +77,18 @@ impl StoredValue {
     pub fn to_value(&self) -> Value {
         serde_json::from_str(self.json()).expect("stored JSON is always valid")
     }
+}
+
+/// Whether `text` is a JSON string that is its own compact form: quotes at
+/// both ends, and between them no quote, backslash or control character.
+pub(crate) fn is_plain_json_string(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() >= 2
+        && bytes[0] == b'"'
+        && bytes[bytes.len() - 1] == b'"'
+        && !bytes[1..bytes.len() - 1]
+            .iter()
+            .any(|&b| b == b'"' || b == b'\\' || b < 0x20)
 }
 
 /// JSON text in one heap block, behind its length.

@@ -18,7 +18,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 use crate::ttl::deadline_ms;
-use crate::value::{Key, StoredValue};
+use crate::value::{is_plain_json_string, Key, StoredValue};
 
 /// One write as the log records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,11 +186,15 @@ fn decode_canonical(text: &str) -> Option<Record> {
         false
     };
     line.eat(",\"key\":")?;
-    let quoted_key = line.plain_string()?;
+    let quoted_key = line.string()?;
+    if !is_plain_json_string(quoted_key) {
+        return None;
+    }
     let key = Key::from(&quoted_key[1..quoted_key.len() - 1]);
     let op = if set {
         line.eat(",\"value\":")?;
-        let value = StoredValue::from_json_text(line.plain_string()?)?;
+        // Checked there, once: a plain string is taken as it is.
+        let value = StoredValue::from_json_text(line.string()?)?;
         let ttl = match line.eat(",\"ttl\":") {
             Some(()) => Some(line.integer()?),
             None => None,
@@ -238,11 +242,12 @@ impl<'a> Canonical<'a> {
         Some(())
     }
 
-    /// A JSON string without escapes or control characters, quotes included.
-    fn plain_string(&mut self) -> Option<&'a str> {
+    /// A JSON string without escapes, quotes included (control characters
+    /// are the caller's to check).
+    fn string(&mut self) -> Option<&'a str> {
         let body = self.rest.strip_prefix('"')?;
         let end = memchr::memchr2(b'"', b'\\', body.as_bytes())?;
-        if body.as_bytes()[end] != b'"' || body.as_bytes()[..end].iter().any(|&b| b < 0x20) {
+        if body.as_bytes()[end] != b'"' {
             return None;
         }
         let (string, rest) = self.rest.split_at(end + 2);
