@@ -331,11 +331,6 @@ impl Appender {
     pub fn path(&self) -> &Path {
         &self.log.path
     }
-
-    /// The policy appends follow.
-    pub fn policy(&self) -> FsyncPolicy {
-        self.policy
-    }
 }
 
 /// Syncs the log once a second when something was appended since.
