@@ -1,6 +1,6 @@
 //! The one place where errors become HTTP statuses and JSON bodies.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::api::RequestError;
@@ -50,7 +50,18 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::warn!("answering {status}: {self}");
         }
+        // Over the limit, the rest of the body is never read, so the
+        // connection cannot carry another request and is closed after this
+        // answer. Saying so keeps a client from reusing it and racing the
+        // close ("connection closed without response" on its next request).
+        let closes = matches!(self, ApiError::Request(RequestError::BodyTooLarge { .. }));
         let body = serde_json::json!({ "error": self.to_string() }).to_string();
-        json_response(status, body)
+        let mut response = json_response(status, body);
+        if closes {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
     }
 }

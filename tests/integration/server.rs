@@ -446,6 +446,36 @@ async fn expiry_survives_restart_exactly() {
     assert_eq!(client.stats().await.unwrap().keys, 1);
 }
 
+#[test]
+fn a_body_over_the_limit_is_answered_with_connection_close() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--max-body-bytes", "1000"]);
+    let chunk = format!("{:x}\r\n{}\r\n", 500, "x".repeat(500));
+    for (framing, body) in [
+        (
+            "Transfer-Encoding: chunked",
+            format!("{}0\r\n\r\n", chunk.repeat(6)),
+        ),
+        ("Content-Length: 3000", "x".repeat(3000)),
+    ] {
+        let mut tcp = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // The server may answer and close before reading all of it.
+        let _ = tcp.write_all(
+            format!("PUT /kv/big HTTP/1.1\r\nHost: t\r\n{framing}\r\n\r\n{body}").as_bytes(),
+        );
+        let mut answer = Vec::new();
+        let _ = tcp.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+        assert!(answer.starts_with("http/1.1 413"), "{framing}: {answer}");
+        assert!(
+            answer.contains("\r\nconnection: close\r\n"),
+            "{framing}: {answer}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn error_bodies_are_json_everywhere() {
     let dir = tempfile::tempdir().unwrap();
