@@ -37,7 +37,9 @@ use tokio::sync::oneshot;
 use crate::store::{Loader, Store};
 use crate::ttl::now_ms;
 use crate::value::{Key, StoredValue};
-use crate::wal::{Appender, BatchMark, FsyncPolicy, LockedLog, Op, Record, TornTail, WalError};
+use crate::wal::{
+    Appender, BatchMark, FsyncPolicy, LockedLog, LogValue, Op, Record, TornTail, WalError,
+};
 
 /// Most requests one group commit takes from the queue.
 const MAX_GROUP: usize = 1024;
@@ -166,8 +168,12 @@ impl Db {
         let mut log = LockedLog::open(dir)?;
         let now = now_ms();
         let mut loader = Loader::new(now);
-        let scan = log.recover(|record, _| loader.apply(record), |_| {})?;
-        let store = loader.finish();
+        let scan = log.recover(|record: Record<LogValue>, _| loader.apply(record), |_| {})?;
+        let store = loader.finish(log.file()).map_err(|source| WalError::Io {
+            context: "cannot read",
+            path: log.path().to_path_buf(),
+            source,
+        })?;
         let appender = log.into_appender(policy)?;
         let report = OpenReport {
             records: scan.records,

@@ -8,6 +8,8 @@
 
 use std::alloc::Layout;
 use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io;
 use std::num::NonZeroU64;
 use std::ops::Bound;
 use std::ptr::NonNull;
@@ -16,19 +18,22 @@ use rustc_hash::FxBuildHasher;
 
 use crate::ttl::has_expired;
 use crate::value::{Key, StoredValue};
-use crate::wal::{Op, Record};
+use crate::wal::{LogValue, Op, Record};
 
 /// A stored value and when it expires: 24 bytes beside its key.
+///
+/// While a log is replayed the value may still be in the log
+/// (`Entry<LogValue>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub struct Entry<V = StoredValue> {
     /// The value.
-    pub value: StoredValue,
+    pub value: V,
     deadline: Option<NonZeroU64>,
 }
 
-impl Entry {
+impl<V> Entry<V> {
     /// An entry expiring at `deadline_ms`, if given.
-    pub fn new(value: StoredValue, deadline_ms: Option<u64>) -> Entry {
+    pub fn new(value: V, deadline_ms: Option<u64>) -> Entry<V> {
         Entry {
             value,
             // A deadline of 0 has passed for any clock; 1 ms is as good.
@@ -224,7 +229,7 @@ impl Store {
 /// What a logged write leaves for its key at `now_ms`: an entry, or no key
 /// at all (a delete, or a set whose deadline has passed, which is how replay
 /// drops expired keys).
-fn leaves(record: Record, now_ms: u64) -> (Key, Option<Entry>) {
+fn leaves<V>(record: Record<V>, now_ms: u64) -> (Key, Option<Entry<V>>) {
     let deadline_ms = record.deadline_ms();
     match record.op {
         Op::Set { key, value, .. } if !deadline_ms.is_some_and(|d| has_expired(d, now_ms)) => {
@@ -244,7 +249,7 @@ fn leaves(record: Record, now_ms: u64) -> (Key, Option<Entry>) {
 pub struct Loader {
     /// Fx hashing: the keys come from our own log, not from an adversary,
     /// and a cheap hash matters over millions of records.
-    entries: hashbrown::HashMap<Key, Entry, FxBuildHasher, HugePages>,
+    entries: hashbrown::HashMap<Key, Entry<LogValue>, FxBuildHasher, HugePages>,
     now_ms: u64,
     /// Replaced and deleted entries, freed by another thread (see [`Graveyard`]).
     graveyard: Graveyard,
@@ -261,52 +266,146 @@ impl Loader {
     }
 
     /// Applies one record, as [`Store::apply`] would.
-    pub fn apply(&mut self, record: Record) {
-        let old = match leaves(record, self.now_ms) {
+    pub fn apply<V: Into<LogValue>>(&mut self, record: Record<V>) {
+        let old = match leaves(record.map_value(Into::into), self.now_ms) {
             (key, Some(entry)) => self.entries.insert(key, entry),
             (key, None) => self.entries.remove(key.as_str()),
         };
-        if let Some(old) = old {
+        // A value still in the log costs nothing to drop.
+        if let Some(
+            old @ Entry {
+                value: LogValue::Ready(_),
+                ..
+            },
+        ) = old
+        {
             self.graveyard.bury(old);
         }
     }
 
-    /// The store holding what the records left.
-    pub fn finish(mut self) -> Store {
+    /// The store holding what the records left, reading the values that
+    /// are still in the log from `log`, the file the records came from.
+    pub fn finish(mut self, log: &File) -> io::Result<Store> {
         self.graveyard.close();
-        let entries: Vec<(Key, Entry)> = self.entries.into_iter().collect();
-        let size_bytes = total_size(&entries);
+        let mut entries: Vec<(Key, Entry<LogValue>)> = self.entries.into_iter().collect();
+        let (entries, size_bytes) = read_values(&mut entries, log)?;
         let expiry = entries
             .iter()
             .filter_map(|(k, e)| e.deadline_ms().map(|d| (d, k.clone())))
             .collect();
-        Store {
-            // Collecting sorts the entries and builds the tree bottom-up.
+        Ok(Store {
+            // Collecting sorts the entries (two sorted runs: one merge) and
+            // builds the tree bottom-up.
             map: entries.into_iter().collect(),
             expiry,
             size_bytes,
-        }
+        })
     }
 }
 
-/// The sizes of the values, summed on two threads for a large store: every
-/// value is a cache miss, and the replay thread is the one everyone waits on.
-fn total_size(entries: &[(Key, Entry)]) -> u64 {
-    let sum = |part: &[(Key, Entry)]| part.iter().map(|(_, e)| e.value.size()).sum::<u64>();
+/// Bytes of log read at a time when values are read back.
+const READ_WINDOW: usize = 1 << 20;
+
+/// Turns the loaded entries into the store's, reading the values still in
+/// the log, and sums their sizes. Returns the entries as two runs, each
+/// sorted by key.
+///
+/// For a large store two threads each take half of the entries, split by
+/// where their values sit in the log, so each reads its part of the file
+/// once, front to back.
+fn read_values(
+    entries: &mut [(Key, Entry<LogValue>)],
+    log: &File,
+) -> io::Result<(Vec<(Key, Entry)>, u64)> {
     if entries.len() < 100_000 {
-        return sum(entries);
+        return read_values_in_order(entries, log);
     }
-    let (first, second) = entries.split_at(entries.len() / 2);
+    let middle = entries.len() / 2;
+    entries.select_nth_unstable_by_key(middle, place_in_log);
+    let (first, second) = entries.split_at_mut(middle);
     std::thread::scope(|scope| {
-        let helper = std::thread::Builder::new().spawn_scoped(scope, || sum(second));
-        let first = sum(first);
-        // Without a thread, the other half is summed here.
-        first
-            + helper.map_or_else(
-                |_| sum(second),
-                |h| h.join().unwrap_or_else(|_| sum(second)),
-            )
+        let helper = std::thread::Builder::new()
+            .spawn_scoped(scope, || read_values_in_order(second, log))?;
+        let (mut entries, first_size) = read_values_in_order(first, log)?;
+        let (rest, second_size) = helper
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the thread reading values back panicked")))?;
+        entries.extend(rest);
+        Ok((entries, first_size + second_size))
     })
+}
+
+/// Where an entry's value sits in the log; values at hand sort last.
+fn place_in_log((_, entry): &(Key, Entry<LogValue>)) -> u64 {
+    match entry.value {
+        LogValue::InLog { offset, .. } => offset,
+        LogValue::Ready(_) => u64::MAX,
+    }
+}
+
+/// One thread's share of [`read_values`]: the entries in log order, values
+/// read through a window sliding over the file; the result sorted by key.
+fn read_values_in_order(
+    entries: &mut [(Key, Entry<LogValue>)],
+    log: &File,
+) -> io::Result<(Vec<(Key, Entry)>, u64)> {
+    entries.sort_unstable_by_key(place_in_log);
+    let mut window: Vec<u8> = Vec::new();
+    let mut window_start = 0;
+    let mut out = Vec::with_capacity(entries.len());
+    let mut size_bytes = 0;
+    for (key, entry) in entries.iter_mut() {
+        let deadline_ms = entry.deadline_ms();
+        let value = match std::mem::replace(&mut entry.value, LogValue::InLog { offset: 0, len: 0 })
+        {
+            LogValue::Ready(value) => {
+                size_bytes += value.size();
+                value
+            }
+            LogValue::InLog { offset, len } => {
+                let len = len as usize;
+                if offset < window_start || offset + len as u64 > window_start + window.len() as u64
+                {
+                    window.resize(READ_WINDOW.max(len), 0);
+                    let read = read_up_to(log, &mut window, offset)?;
+                    window.truncate(read);
+                    window_start = offset;
+                }
+                let at = (offset - window_start) as usize;
+                let value = window
+                    .get(at..at + len)
+                    .and_then(|json| std::str::from_utf8(json).ok())
+                    .and_then(StoredValue::from_plain_json_string)
+                    .ok_or_else(|| {
+                        io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("the log changed while it was read (at byte offset {offset})"),
+                        )
+                    })?;
+                // A plain string's size is its bytes between the quotes.
+                size_bytes += len as u64 - 2;
+                value
+            }
+        };
+        out.push((std::mem::take(key), Entry::new(value, deadline_ms)));
+    }
+    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok((out, size_bytes))
+}
+
+/// Reads as much of `buf` as the file holds from `offset` on.
+fn read_up_to(log: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut read = 0;
+    while read < buf.len() {
+        match log.read_at(&mut buf[read..], offset + read as u64) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(read)
 }
 
 /// Frees replaced values on a thread of its own, in batches.
@@ -317,25 +416,28 @@ fn total_size(entries: &[(Key, Entry)]) -> u64 {
 /// the critical path. Small logs never start the thread.
 #[derive(Debug, Default)]
 struct Graveyard {
-    batch: Vec<Entry>,
+    batch: Vec<Buried>,
     helper: Option<(
-        std::sync::mpsc::SyncSender<Vec<Entry>>,
+        std::sync::mpsc::SyncSender<Vec<Buried>>,
         std::thread::JoinHandle<()>,
     )>,
 }
+
+/// An entry the loader no longer needs.
+type Buried = Entry<LogValue>;
 
 /// Entries handed to the helper at a time.
 const GRAVEYARD_BATCH: usize = 1 << 14;
 
 impl Graveyard {
-    fn bury(&mut self, entry: Entry) {
+    fn bury(&mut self, entry: Buried) {
         self.batch.push(entry);
         if self.batch.len() < GRAVEYARD_BATCH {
             return;
         }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(GRAVEYARD_BATCH));
         if self.helper.is_none() {
-            let (sender, batches) = std::sync::mpsc::sync_channel::<Vec<Entry>>(4);
+            let (sender, batches) = std::sync::mpsc::sync_channel::<Vec<Buried>>(4);
             let spawned = std::thread::Builder::new()
                 .name("replay-free".into())
                 .spawn(move || batches.into_iter().for_each(drop));
@@ -550,7 +652,7 @@ mod tests {
             applied.apply(record.clone(), now);
             loader.apply(record);
         }
-        let loaded = loader.finish();
+        let loaded = loader.finish(&tempfile::tempfile().unwrap()).unwrap();
         let entries = |s: &Store| {
             s.entries_with_prefix("", 0)
                 .map(|(k, e)| (k.to_owned(), e.clone()))
@@ -564,6 +666,90 @@ mod tests {
     }
 
     #[test]
+    fn loader_reads_the_values_left_in_the_log_back() {
+        // Enough keys that two threads read values back. Keys are set again,
+        // deleted and expire; values are plain strings (left in the log),
+        // strings with escapes and objects (read at once).
+        let now = 10_000;
+        let mut records = Vec::new();
+        for i in 0..150_000u64 {
+            let value = match i % 5 {
+                0 => json!({ "n": i }),
+                1 => json!(format!("é\"{i}")),
+                _ => json!(format!("value {i}")),
+            };
+            let ttl = (i % 7 == 0).then_some(if i % 2 == 0 { 1 } else { 100 });
+            records.push(set(
+                &format!("k{}", i % 120_000),
+                value,
+                ttl,
+                5_000 + i % 10,
+            ));
+            if i % 11 == 0 {
+                records.push(Record {
+                    op: Op::Delete {
+                        key: format!("k{}", i / 2).into(),
+                    },
+                    timestamp_ms: 5_000,
+                    batch: None,
+                });
+            }
+        }
+        let mut applied = Store::new();
+        let mut text = Vec::new();
+        for record in records {
+            record.encode_into(&mut text);
+            applied.apply(record, now);
+        }
+        let mut log = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut log, &text).unwrap();
+
+        let mut loader = Loader::new(now);
+        let mut located = 0;
+        std::io::Seek::rewind(&mut log).unwrap();
+        crate::wal::replay::scan(
+            std::io::BufReader::new(&log),
+            std::path::Path::new("wal.log"),
+            |record: Record<LogValue>, _| {
+                if let Op::Set {
+                    value: LogValue::InLog { .. },
+                    ..
+                } = record.op
+                {
+                    located += 1;
+                }
+                loader.apply(record)
+            },
+            |_| {},
+        )
+        .unwrap();
+        assert!(
+            located > 80_000,
+            "only {located} values were left in the log"
+        );
+        let loaded = loader.finish(&log).unwrap();
+        assert!(applied.stats(now).keys > 100_000);
+        assert!(loaded
+            .entries_with_prefix("", 0)
+            .eq(applied.entries_with_prefix("", 0)));
+        assert_eq!(loaded.stats(now), applied.stats(now));
+        assert_eq!(loaded.expiry, applied.expiry);
+
+        // A log cut short after it was read is an error, not a wrong value.
+        let mut loader = Loader::new(now);
+        std::io::Seek::rewind(&mut log).unwrap();
+        crate::wal::replay::scan(
+            std::io::BufReader::new(&log),
+            std::path::Path::new("wal.log"),
+            |record: Record<LogValue>, _| loader.apply(record),
+            |_| {},
+        )
+        .unwrap();
+        log.set_len(text.len() as u64 / 2).unwrap();
+        assert!(loader.finish(&log).is_err());
+    }
+
+    #[test]
     fn loader_on_huge_pages_keeps_every_key_through_growth() {
         // Enough keys that the table grows past a huge page several times.
         let mut loader = Loader::new(0);
@@ -571,7 +757,7 @@ mod tests {
             loader.apply(set(&format!("key:{i:08}"), json!(i), None, 0));
         }
         for i in (0..200_000u64).step_by(2) {
-            loader.apply(Record {
+            loader.apply::<StoredValue>(Record {
                 op: Op::Delete {
                     key: format!("key:{i:08}").into(),
                 },
@@ -579,7 +765,7 @@ mod tests {
                 batch: None,
             });
         }
-        let store = loader.finish();
+        let store = loader.finish(&tempfile::tempfile().unwrap()).unwrap();
         assert_eq!(store.stats(0).keys, 100_000);
         assert_eq!(
             store.get("key:00000001", 0).map(StoredValue::json),

@@ -42,13 +42,19 @@ impl StoredValue {
     /// Plain strings without escapes and already-compact scalars are taken as
     /// they are, which keeps WAL replay from re-serialising the common case.
     pub fn from_json_text(text: &str) -> Option<Self> {
-        if is_plain_json_string(text) {
-            return Some(StoredValue {
-                json: ThinJson::new(text),
-            });
+        if let Some(value) = Self::from_plain_json_string(text) {
+            return Some(value);
         }
         let value: Value = serde_json::from_str(text).ok()?;
         Some(Self::from_value(&value))
+    }
+
+    /// A JSON string that is its own compact form (see
+    /// [`is_plain_json_string`]), taken as it is; `None` for anything else.
+    pub fn from_plain_json_string(text: &str) -> Option<Self> {
+        is_plain_json_string(text).then(|| StoredValue {
+            json: ThinJson::new(text),
+        })
     }
 
     /// The compact JSON text of the value.

@@ -7,7 +7,7 @@ use std::io::{self, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use super::replay::{self, CorruptLog, LinePos, Scan, ScanError, TornTail};
-use super::{sync_dir, LockedLog, Op, Record, WalError, WAL_FILE};
+use super::{sync_dir, LockedLog, LogValue, Op, Record, WalError, WAL_FILE};
 use crate::store::{Loader, Store};
 use crate::ttl::has_expired;
 
@@ -29,12 +29,17 @@ pub fn load_store(dir: &Path, now_ms: u64) -> Result<(Store, Scan), WalError> {
     let (file, path) = open_read_only(dir)?;
     let mut loader = Loader::new(now_ms);
     let scan = replay::scan(
-        BufReader::with_capacity(1 << 20, file),
+        BufReader::with_capacity(1 << 20, &file),
         &path,
-        |record, _| loader.apply(record),
+        |record: Record<LogValue>, _| loader.apply(record),
         |_| {},
     )?;
-    Ok((loader.finish(), scan))
+    let store = loader.finish(&file).map_err(|source| WalError::Io {
+        context: "cannot read",
+        path: path.clone(),
+        source,
+    })?;
+    Ok((store, scan))
 }
 
 /// The last `set` of every key that ends the log set, expired or not, with
@@ -319,7 +324,7 @@ pub fn repair(dir: &Path, now_ms: u64) -> Result<RepairReport, RewriteError> {
     let file = reopen(&log)?;
     let (summary, _, corrupt) = analyze(file, log.path(), now_ms, |_, _| {}, |_| {})?;
     let Some(corrupt) = corrupt else {
-        let scan = log.recover(|_, _| {}, |_| {})?;
+        let scan = log.recover(|_: Record, _| {}, |_| {})?;
         return Ok(match scan.torn {
             Some(torn) => RepairReport::TornTailCut {
                 tail: torn.to_string(),
@@ -342,7 +347,7 @@ pub fn repair(dir: &Path, now_ms: u64) -> Result<RepairReport, RewriteError> {
         .and_then(|()| log.file().sync_all())
         .map_err(io_error("cannot truncate", &path))?;
     // Re-reading the cut log also adds a missing final newline and syncs.
-    let scan = log.recover(|_, _| {}, |_| {})?;
+    let scan = log.recover(|_: Record, _| {}, |_| {})?;
     debug_assert!(scan.records <= summary.records);
     Ok(RepairReport::Cut {
         corruption: corrupt.to_string(),

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub use record::{BatchMark, DecodeError, Op, Record};
+pub use record::{BatchMark, DecodeError, LineValue, LogValue, Op, Record};
 pub use replay::{CorruptLog, LinePos, Scan, ScanError, TornTail};
 
 /// The log's file name inside the data directory.
@@ -171,9 +171,9 @@ impl LockedLog {
     /// Replays the log into `visit`, cuts a torn tail off and ends the file
     /// with a newline, leaving it ready for appends. A corrupt log is left
     /// untouched.
-    pub fn recover(
+    pub fn recover<V: LineValue>(
         &mut self,
-        visit: impl FnMut(Record, LinePos),
+        visit: impl FnMut(Record<V>, LinePos),
         progress: impl FnMut(u64),
     ) -> Result<Scan, WalError> {
         let io_err = |context, path: &Path| {
@@ -421,7 +421,7 @@ mod tests {
         let good = "{\"op\":\"set\",\"key\":\"a\",\"value\":1,\"timestamp\":1}";
         fs::write(&path, format!("{good}\n{good}\n{{\"op\":\"se")).unwrap();
         let mut log = LockedLog::open(dir.path()).unwrap();
-        let scan = log.recover(|_, _| {}, |_| {}).unwrap();
+        let scan = log.recover(|_: Record, _| {}, |_| {}).unwrap();
         assert_eq!(scan.records, 2);
         assert!(scan.torn.is_some());
         assert_eq!(
@@ -432,7 +432,7 @@ mod tests {
 
         fs::write(&path, good).unwrap();
         let mut log = LockedLog::open(dir.path()).unwrap();
-        log.recover(|_, _| {}, |_| {}).unwrap();
+        log.recover(|_: Record, _| {}, |_| {}).unwrap();
         let mut appender = log.into_appender(FsyncPolicy::Always).unwrap();
         appender.append(format!("{good}\n").as_bytes()).unwrap();
         assert_eq!(
@@ -449,7 +449,7 @@ mod tests {
         fs::write(&path, content).unwrap();
         let mut log = LockedLog::open(dir.path()).unwrap();
         assert!(matches!(
-            log.recover(|_, _| {}, |_| {}),
+            log.recover(|_: Record, _| {}, |_| {}),
             Err(WalError::Scan(ScanError::Corrupt(_)))
         ));
         assert_eq!(fs::read_to_string(&path).unwrap(), content);

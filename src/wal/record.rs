@@ -22,11 +22,11 @@ use crate::value::{is_plain_json_string, Key, StoredValue};
 
 /// One write as the log records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Op {
+pub enum Op<V = StoredValue> {
     /// Set `key` to `value`, expiring `ttl` seconds after the record's timestamp.
     Set {
         key: Key,
-        value: StoredValue,
+        value: V,
         ttl: Option<u64>,
     },
     /// Remove `key`.
@@ -43,10 +43,13 @@ pub struct BatchMark {
 }
 
 /// One line of the log.
+///
+/// `V` is how the value of a `set` is held: a [`StoredValue`], or for replay
+/// into a store a [`LogValue`], which may only say where the value is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
+pub struct Record<V = StoredValue> {
     /// What the record does.
-    pub op: Op,
+    pub op: Op<V>,
     /// Wall-clock write time in milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
     /// Present on each line of a multi-write batch.
@@ -58,7 +61,90 @@ pub struct Record {
 #[error("{0}")]
 pub struct DecodeError(pub String);
 
-impl Record {
+/// The value of a `set` as replay into a store first reads it.
+///
+/// Most values of a long log are overwritten or deleted before its end, so
+/// a plain string value (the common case) is only located during the scan;
+/// the loader copies the values that survive, once, at the end. Anything
+/// else is canonicalised as it is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogValue {
+    /// The value, canonical.
+    Ready(StoredValue),
+    /// A plain JSON string (its own compact form) at this place in the log.
+    InLog {
+        /// Byte offset of the opening quote.
+        offset: u64,
+        /// Length, quotes included.
+        len: u32,
+    },
+}
+
+impl From<StoredValue> for LogValue {
+    fn from(value: StoredValue) -> LogValue {
+        LogValue::Ready(value)
+    }
+}
+
+/// A value type a log scan can decode lines into.
+pub trait LineValue: Sized + Send {
+    /// Parses one line (without its newline) that starts at byte `offset`
+    /// of the log.
+    fn decode_line(line: &[u8], offset: u64) -> Result<Record<Self>, DecodeError>;
+}
+
+impl LineValue for StoredValue {
+    fn decode_line(line: &[u8], _offset: u64) -> Result<Record, DecodeError> {
+        Record::decode(line)
+    }
+}
+
+impl LineValue for LogValue {
+    fn decode_line(line: &[u8], offset: u64) -> Result<Record<LogValue>, DecodeError> {
+        let text = utf8(line)?;
+        let value_at = |value: &str| {
+            let len = u32::try_from(value.len()).ok()?;
+            if !is_plain_json_string(value) {
+                return None;
+            }
+            // `value` is a slice of `text`, which starts at `offset`.
+            let start = value.as_ptr() as usize - text.as_ptr() as usize;
+            Some(LogValue::InLog {
+                offset: offset + start as u64,
+                len,
+            })
+        };
+        let located = decode_canonical(text, |value| {
+            value_at(value).or_else(|| StoredValue::from_json_text(value).map(LogValue::Ready))
+        });
+        match located {
+            Some(record) => Ok(record),
+            None => Record::decode_json(text).map(|r| r.map_value(LogValue::Ready)),
+        }
+    }
+}
+
+fn utf8(line: &[u8]) -> Result<&str, DecodeError> {
+    std::str::from_utf8(line).map_err(|e| DecodeError(format!("not valid UTF-8: {e}")))
+}
+
+impl<V> Record<V> {
+    /// The same record with its value turned into another form.
+    pub fn map_value<W>(self, f: impl FnOnce(V) -> W) -> Record<W> {
+        Record {
+            op: match self.op {
+                Op::Set { key, value, ttl } => Op::Set {
+                    key,
+                    value: f(value),
+                    ttl,
+                },
+                Op::Delete { key } => Op::Delete { key },
+            },
+            timestamp_ms: self.timestamp_ms,
+            batch: self.batch,
+        }
+    }
+
     /// The key the record writes.
     pub fn key(&self) -> &str {
         match &self.op {
@@ -73,7 +159,9 @@ impl Record {
             _ => None,
         }
     }
+}
 
+impl Record {
     /// Appends the record's line, newline included, to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         let (op, key) = match &self.op {
@@ -113,9 +201,8 @@ impl Record {
 
     /// Parses one line (without its newline).
     pub fn decode(line: &[u8]) -> Result<Record, DecodeError> {
-        let text =
-            std::str::from_utf8(line).map_err(|e| DecodeError(format!("not valid UTF-8: {e}")))?;
-        match decode_canonical(text) {
+        let text = utf8(line)?;
+        match decode_canonical(text, StoredValue::from_json_text) {
             Some(record) => Ok(record),
             None => Self::decode_json(text),
         }
@@ -176,7 +263,10 @@ impl Record {
 /// the million. Anything else (other value kinds, escapes, hand-written
 /// lines, odd numbers) returns `None` and goes to the JSON parser, which
 /// gives the same record for every line this accepts.
-fn decode_canonical(text: &str) -> Option<Record> {
+///
+/// `value` turns the value's text (a JSON string without escapes, quotes
+/// included) into the record's value, or refuses it.
+fn decode_canonical<V>(text: &str, value: impl FnOnce(&str) -> Option<V>) -> Option<Record<V>> {
     let mut line = Canonical { rest: text };
     line.eat("{\"op\":\"")?;
     let set = if line.eat("set\"").is_some() {
@@ -193,8 +283,7 @@ fn decode_canonical(text: &str) -> Option<Record> {
     let key = Key::from(&quoted_key[1..quoted_key.len() - 1]);
     let op = if set {
         line.eat(",\"value\":")?;
-        // Checked there, once: a plain string is taken as it is.
-        let value = StoredValue::from_json_text(line.string()?)?;
+        let value = value(line.string()?)?;
         let ttl = match line.eat(",\"ttl\":") {
             Some(()) => Some(line.integer()?),
             None => None,
@@ -374,12 +463,13 @@ mod tests {
             let line = record.encode();
             let text = line.trim_end_matches('\n');
             let parsed = Record::decode_json(text).unwrap();
-            if let Some(fast) = decode_canonical(text) {
+            if let Some(fast) = decode_canonical(text, StoredValue::from_json_text) {
                 assert_eq!(fast, parsed, "{text}");
                 assert_eq!(fast, record, "{text}");
                 fast_hits += 1;
             }
             assert_eq!(Record::decode(text.as_bytes()).unwrap(), parsed, "{text}");
+            assert_eq!(located(text), Ok(parsed), "{text}");
         }
         assert!(
             fast_hits > 1_000,
@@ -407,13 +497,60 @@ mod tests {
             r#"{"op":"set","key":"a","value":"x","timestamp":1.000,"key":"b"}"#,
             r#"{"op":"set","key":"a","value":"x","ttl":18446744073709551616,"timestamp":1.000}"#,
         ] {
-            assert_eq!(decode_canonical(text), None, "{text}");
+            assert_eq!(
+                decode_canonical(text, StoredValue::from_json_text),
+                None,
+                "{text}"
+            );
             assert_eq!(
                 Record::decode(text.as_bytes()),
                 Record::decode_json(text),
                 "{text}"
             );
+            assert_eq!(located(text), Record::decode_json(text), "{text}");
         }
+    }
+
+    /// Decodes `text` as replay into a store does, as if it sat at byte 1000
+    /// of a log, and reads a located value back from there.
+    fn located(text: &str) -> Result<Record, DecodeError> {
+        let base = 1000;
+        let record = LogValue::decode_line(text.as_bytes(), base)?;
+        Ok(record.map_value(|value| match value {
+            LogValue::Ready(value) => value,
+            LogValue::InLog { offset, len } => {
+                let start = (offset - base) as usize;
+                let json = &text[start..start + len as usize];
+                assert!(is_plain_json_string(json), "located {json:?} in {text}");
+                StoredValue::from_json_text(json).unwrap()
+            }
+        }))
+    }
+
+    #[test]
+    fn plain_string_values_are_located_not_copied() {
+        let text = r#"{"op":"set","key":"k","value":"hello","ttl":5,"timestamp":1.000}"#;
+        let record = LogValue::decode_line(text.as_bytes(), 7).unwrap();
+        assert_eq!(
+            record.op,
+            Op::Set {
+                key: "k".into(),
+                value: LogValue::InLog {
+                    offset: 7 + text.find("\"hello").unwrap() as u64,
+                    len: 7
+                },
+                ttl: Some(5)
+            }
+        );
+        let text = r#"{"op":"set","key":"k","value":{"a":1},"timestamp":1.000}"#;
+        let record = LogValue::decode_line(text.as_bytes(), 7).unwrap();
+        assert!(matches!(
+            record.op,
+            Op::Set {
+                value: LogValue::Ready(_),
+                ..
+            }
+        ));
     }
 
     fn set(key: &str, value: serde_json::Value, ttl: Option<u64>, ts: u64) -> Record {

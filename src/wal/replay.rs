@@ -9,7 +9,7 @@ use std::io::{self, BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 
-use super::record::{BatchMark, Record};
+use super::record::{BatchMark, LineValue, Record};
 
 /// Where a line sits in the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,10 +122,10 @@ pub struct Scan {
     pub max_batch_id: u64,
 }
 
-struct PendingBatch {
+struct PendingBatch<V> {
     mark: BatchMark,
     pos: LinePos,
-    records: Vec<(Record, LinePos)>,
+    records: Vec<(Record<V>, LinePos)>,
 }
 
 /// Bytes read per chunk; each chunk ends at a line boundary.
@@ -136,33 +136,36 @@ const CHUNKS_IN_FLIGHT: usize = 8;
 /// A run of whole lines and where it starts.
 struct Chunk {
     seq: u64,
+    /// Where `data` starts in the log.
+    offset: u64,
     data: Vec<u8>,
 }
 
 /// What one line turned out to be.
-enum Line {
+enum Line<V> {
     Blank,
-    Record(Record),
+    Record(Record<V>),
     /// Not a record: the reason, and the line's first bytes.
     Bad(String, String),
 }
 
-struct Decoded {
+struct Decoded<V> {
     seq: u64,
     /// (length in bytes including the newline, what it is) per line.
-    lines: Vec<(u64, Line)>,
+    lines: Vec<(u64, Line<V>)>,
 }
 
-fn decode_chunk(chunk: Chunk) -> Decoded {
+fn decode_chunk<V: LineValue>(chunk: Chunk) -> Decoded<V> {
     let mut lines = Vec::with_capacity(chunk.data.len() / 100 + 1);
     let mut rest = &chunk.data[..];
+    let mut offset = chunk.offset;
     while !rest.is_empty() {
         let len = memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
         let content = trim_line(&rest[..len]);
         let line = if content.iter().all(u8::is_ascii_whitespace) {
             Line::Blank
         } else {
-            match Record::decode(content) {
+            match V::decode_line(content, offset) {
                 Ok(record) => Line::Record(record),
                 Err(err) => Line::Bad(
                     err.0,
@@ -172,6 +175,7 @@ fn decode_chunk(chunk: Chunk) -> Decoded {
         };
         lines.push((len as u64, line));
         rest = &rest[len..];
+        offset += len as u64;
     }
     Decoded {
         seq: chunk.seq,
@@ -183,6 +187,7 @@ fn decode_chunk(chunk: Chunk) -> Decoded {
 fn read_chunks<R: BufRead>(mut reader: R, chunks: mpsc::SyncSender<Chunk>) -> std::io::Result<()> {
     let mut carry: Vec<u8> = Vec::new();
     let mut seq = 0;
+    let mut offset = 0;
     loop {
         let mut data = std::mem::take(&mut carry);
         data.reserve(CHUNK_BYTES);
@@ -202,9 +207,11 @@ fn read_chunks<R: BufRead>(mut reader: R, chunks: mpsc::SyncSender<Chunk>) -> st
                 }
             }
         }
-        if !data.is_empty() && chunks.send(Chunk { seq, data }).is_err() {
+        let len = data.len() as u64;
+        if !data.is_empty() && chunks.send(Chunk { seq, offset, data }).is_err() {
             return Ok(());
         }
+        offset += len;
         seq += 1;
         if eof {
             return Ok(());
@@ -218,10 +225,10 @@ fn read_chunks<R: BufRead>(mut reader: R, chunks: mpsc::SyncSender<Chunk>) -> st
 /// Decoding lines is spread over the machine's cores; records still reach
 /// `visit` one at a time in log order. `progress` is told the byte offset
 /// reached from time to time.
-pub fn scan<R: BufRead + Send>(
+pub fn scan<V: LineValue, R: BufRead + Send>(
     reader: R,
     path: &Path,
-    mut visit: impl FnMut(Record, LinePos),
+    mut visit: impl FnMut(Record<V>, LinePos),
     mut progress: impl FnMut(u64),
 ) -> Result<Scan, ScanError> {
     let decoders = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
@@ -229,7 +236,7 @@ pub fn scan<R: BufRead + Send>(
         let (chunk_tx, chunk_rx) = mpsc::sync_channel::<Chunk>(CHUNKS_IN_FLIGHT);
         // Bounded too, so decoders wait when applying is the slower side
         // and a large log is never decoded into memory ahead of it.
-        let (decoded_tx, decoded_rx) = mpsc::sync_channel::<Decoded>(CHUNKS_IN_FLIGHT);
+        let (decoded_tx, decoded_rx) = mpsc::sync_channel::<Decoded<V>>(CHUNKS_IN_FLIGHT);
         let chunk_rx = Arc::new(Mutex::new(chunk_rx));
         let reader_thread = threads.spawn(move || read_chunks(reader, chunk_tx));
         for _ in 0..decoders {
@@ -238,7 +245,7 @@ pub fn scan<R: BufRead + Send>(
                 let next = chunk_rx.lock().expect("decoder lock").recv();
                 match next {
                     Ok(chunk) => {
-                        if decoded_tx.send(decode_chunk(chunk)).is_err() {
+                        if decoded_tx.send(decode_chunk::<V>(chunk)).is_err() {
                             return;
                         }
                     }
@@ -283,17 +290,17 @@ pub fn scan<R: BufRead + Send>(
 }
 
 /// The sequential part of a scan: line numbers, batches, the tail.
-struct ScanState<'p> {
+struct ScanState<'p, V> {
     path: &'p Path,
     scan: Scan,
-    pending: Option<PendingBatch>,
+    pending: Option<PendingBatch<V>>,
     /// The first bad line, while everything after it has been blank.
     bad: Option<(LinePos, String, String)>,
     offset: u64,
     line_no: u64,
 }
 
-impl<'p> ScanState<'p> {
+impl<'p, V> ScanState<'p, V> {
     fn new(path: &'p Path) -> Self {
         ScanState {
             path,
@@ -316,8 +323,8 @@ impl<'p> ScanState<'p> {
 
     fn take(
         &mut self,
-        decoded: Decoded,
-        visit: &mut impl FnMut(Record, LinePos),
+        decoded: Decoded<V>,
+        visit: &mut impl FnMut(Record<V>, LinePos),
     ) -> Result<(), ScanError> {
         for (len, line) in decoded.lines {
             self.line_no += 1;
@@ -428,7 +435,7 @@ mod tests {
         let scan = scan(
             Cursor::new(log.as_bytes().to_vec()),
             Path::new("wal.log"),
-            |r, _| {
+            |r: Record, _| {
                 keys.push(match r.op {
                     Op::Set { key, .. } => format!("set {key}"),
                     Op::Delete { key } => format!("delete {key}"),
