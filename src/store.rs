@@ -243,10 +243,164 @@ fn leaves<V>(record: Record<V>, now_ms: u64) -> (Key, Option<Entry<V>>) {
 ///
 /// A log overwrites and deletes keys in no useful order; applying it to the
 /// ordered map directly pays a tree descent per record. The loader applies
-/// records to a hash map instead and builds the ordered map once at the end
+/// records to hash maps instead and builds the ordered map once at the end
 /// from sorted entries, which also leaves its nodes full.
+///
+/// Probing a table of millions of keys is most of replay's work, and the
+/// thread that reads the log in order cannot share it. So the keys are
+/// split over [`SHARDS`] tables by a hash of the key, each fed by a thread
+/// of its own once the log proves long: the records of one key still meet
+/// their table in log order, and the reading thread only routes them.
 #[derive(Debug)]
 pub struct Loader {
+    now_ms: u64,
+    /// Records on their way to each shard, in log order.
+    buffers: Vec<Vec<Record<LogValue>>>,
+    /// One per shard, once the first buffer has filled.
+    shards: Vec<ShardRunner>,
+}
+
+/// Tables the loader spreads keys over.
+const SHARDS: usize = 2;
+/// Records handed to a shard's thread at a time.
+const SHARD_BATCH: usize = 4096;
+
+/// Where a shard's records are applied.
+#[derive(Debug)]
+enum ShardRunner {
+    /// On a thread of its own, which returns the shard's entries when its
+    /// channel closes.
+    Thread {
+        batches: std::sync::mpsc::SyncSender<Vec<Record<LogValue>>>,
+        thread: std::thread::JoinHandle<Vec<(Key, Entry<LogValue>)>>,
+    },
+    /// Here, if no thread could be started.
+    Here(Shard),
+}
+
+impl Loader {
+    /// A loader that judges expiry at `now_ms`.
+    pub fn new(now_ms: u64) -> Loader {
+        Loader {
+            now_ms,
+            buffers: (0..SHARDS).map(|_| Vec::new()).collect(),
+            shards: Vec::new(),
+        }
+    }
+
+    /// Applies one record, as [`Store::apply`] would.
+    pub fn apply<V: Into<LogValue>>(&mut self, record: Record<V>) {
+        let record = record.map_value(Into::into);
+        let shard = shard_of(record.key());
+        self.buffers[shard].push(record);
+        if self.buffers[shard].len() >= SHARD_BATCH {
+            if self.shards.is_empty() {
+                self.start_shards();
+            }
+            let batch =
+                std::mem::replace(&mut self.buffers[shard], Vec::with_capacity(SHARD_BATCH));
+            self.shards[shard].apply(batch);
+        }
+    }
+
+    fn start_shards(&mut self) {
+        let now_ms = self.now_ms;
+        self.shards = (0..SHARDS)
+            .map(|i| {
+                let (batches, received) = std::sync::mpsc::sync_channel::<Vec<Record<LogValue>>>(4);
+                std::thread::Builder::new()
+                    .name(format!("replay-{i}"))
+                    .spawn(move || {
+                        let mut shard = Shard::new(now_ms);
+                        for batch in received {
+                            batch.into_iter().for_each(|record| shard.apply(record));
+                        }
+                        shard.into_entries()
+                    })
+                    .map_or_else(
+                        // Without a thread, the shard is applied here: slower, not wrong.
+                        |_| ShardRunner::Here(Shard::new(now_ms)),
+                        |thread| ShardRunner::Thread { batches, thread },
+                    )
+            })
+            .collect();
+    }
+
+    /// The store holding what the records left, reading the values that
+    /// are still in the log from `log`, the file the records came from.
+    pub fn finish(self, log: &File) -> io::Result<Store> {
+        let mut entries = Vec::new();
+        if self.shards.is_empty() {
+            // A short log: every record is still in its buffer.
+            let mut shard = Shard::new(self.now_ms);
+            for record in self.buffers.into_iter().flatten() {
+                shard.apply(record);
+            }
+            entries = shard.into_entries();
+        } else {
+            for (runner, rest) in self.shards.into_iter().zip(self.buffers) {
+                let shard_entries = runner.finish(rest)?;
+                if entries.is_empty() {
+                    entries = shard_entries;
+                } else {
+                    entries.extend(shard_entries);
+                }
+            }
+        }
+        let (entries, size_bytes) = read_values(&mut entries, log)?;
+        let expiry = entries
+            .iter()
+            .filter_map(|(k, e)| e.deadline_ms().map(|d| (d, k.clone())))
+            .collect();
+        Ok(Store {
+            // Collecting sorts the entries (two sorted runs: one merge) and
+            // builds the tree bottom-up.
+            map: entries.into_iter().collect(),
+            expiry,
+            size_bytes,
+        })
+    }
+}
+
+/// Which shard a key's records go to. Taken from bits of the hash that the
+/// shard's own table does not index by, so each table still spreads its keys
+/// over all of its buckets.
+fn shard_of(key: &str) -> usize {
+    use std::hash::BuildHasher;
+    (FxBuildHasher.hash_one(key) >> 40) as usize % SHARDS
+}
+
+impl ShardRunner {
+    fn apply(&mut self, batch: Vec<Record<LogValue>>) {
+        match self {
+            ShardRunner::Thread { batches, .. } => {
+                // The thread only stops when the channel closes, so the
+                // send cannot fail while it runs; if it panicked, `finish`
+                // reports it.
+                let _ = batches.send(batch);
+            }
+            ShardRunner::Here(shard) => batch.into_iter().for_each(|r| shard.apply(r)),
+        }
+    }
+
+    /// Applies the last records and returns the shard's entries.
+    fn finish(mut self, rest: Vec<Record<LogValue>>) -> io::Result<Vec<(Key, Entry<LogValue>)>> {
+        self.apply(rest);
+        match self {
+            ShardRunner::Thread { batches, thread } => {
+                drop(batches);
+                thread
+                    .join()
+                    .map_err(|_| io::Error::other("a replay thread panicked"))
+            }
+            ShardRunner::Here(shard) => Ok(shard.into_entries()),
+        }
+    }
+}
+
+/// One shard of the loader: the keys it was given, in a hash map.
+#[derive(Debug)]
+struct Shard {
     /// Fx hashing: the keys come from our own log, not from an adversary,
     /// and a cheap hash matters over millions of records.
     entries: hashbrown::HashMap<Key, Entry<LogValue>, FxBuildHasher, HugePages>,
@@ -255,19 +409,17 @@ pub struct Loader {
     graveyard: Graveyard,
 }
 
-impl Loader {
-    /// A loader that judges expiry at `now_ms`.
-    pub fn new(now_ms: u64) -> Loader {
-        Loader {
+impl Shard {
+    fn new(now_ms: u64) -> Shard {
+        Shard {
             entries: hashbrown::HashMap::with_hasher_in(FxBuildHasher, HugePages),
             now_ms,
             graveyard: Graveyard::default(),
         }
     }
 
-    /// Applies one record, as [`Store::apply`] would.
-    pub fn apply<V: Into<LogValue>>(&mut self, record: Record<V>) {
-        let old = match leaves(record.map_value(Into::into), self.now_ms) {
+    fn apply(&mut self, record: Record<LogValue>) {
+        let old = match leaves(record, self.now_ms) {
             (key, Some(entry)) => self.entries.insert(key, entry),
             (key, None) => self.entries.remove(key.as_str()),
         };
@@ -283,23 +435,9 @@ impl Loader {
         }
     }
 
-    /// The store holding what the records left, reading the values that
-    /// are still in the log from `log`, the file the records came from.
-    pub fn finish(mut self, log: &File) -> io::Result<Store> {
+    fn into_entries(mut self) -> Vec<(Key, Entry<LogValue>)> {
         self.graveyard.close();
-        let mut entries: Vec<(Key, Entry<LogValue>)> = self.entries.into_iter().collect();
-        let (entries, size_bytes) = read_values(&mut entries, log)?;
-        let expiry = entries
-            .iter()
-            .filter_map(|(k, e)| e.deadline_ms().map(|d| (d, k.clone())))
-            .collect();
-        Ok(Store {
-            // Collecting sorts the entries (two sorted runs: one merge) and
-            // builds the tree bottom-up.
-            map: entries.into_iter().collect(),
-            expiry,
-            size_bytes,
-        })
+        self.entries.into_iter().collect()
     }
 }
 
