@@ -92,9 +92,12 @@ pub(crate) fn is_plain_json_string(text: &str) -> bool {
     bytes.len() >= 2
         && bytes[0] == b'"'
         && bytes[bytes.len() - 1] == b'"'
+        // No early exit: the compiler turns this fold into wide vector
+        // compares, several times faster than a byte loop that stops at the
+        // first hit, and replay checks every value in the log.
         && !bytes[1..bytes.len() - 1]
             .iter()
-            .any(|&b| b == b'"' || b == b'\\' || b < 0x20)
+            .fold(false, |found, &b| found | (b == b'"') | (b == b'\\') | (b < 0x20))
 }
 
 /// JSON text in one heap block, behind its length.
