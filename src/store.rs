@@ -255,7 +255,7 @@ fn leaves<V>(record: Record<V>, now_ms: u64) -> (Key, Option<Entry<V>>) {
 pub struct Loader {
     now_ms: u64,
     /// Records on their way to each shard, in log order.
-    buffers: Vec<Vec<Record<LogValue>>>,
+    buffers: Vec<Vec<Routed>>,
     /// One per shard, once the first buffer has filled.
     shards: Vec<ShardRunner>,
 }
@@ -271,7 +271,7 @@ enum ShardRunner {
     /// On a thread of its own, which returns the shard's entries when its
     /// channel closes.
     Thread {
-        batches: std::sync::mpsc::SyncSender<Vec<Record<LogValue>>>,
+        batches: std::sync::mpsc::SyncSender<Vec<Routed>>,
         thread: std::thread::JoinHandle<Vec<(Key, Entry<LogValue>)>>,
     },
     /// Here, if no thread could be started.
@@ -290,9 +290,10 @@ impl Loader {
 
     /// Applies one record, as [`Store::apply`] would.
     pub fn apply<V: Into<LogValue>>(&mut self, record: Record<V>) {
-        let record = record.map_value(Into::into);
-        let shard = shard_of(record.key());
-        self.buffers[shard].push(record);
+        let (key, leaves) = leaves(record.map_value(Into::into), self.now_ms);
+        let hash = key_hash(&key);
+        let shard = shard_of(hash);
+        self.buffers[shard].push(Routed { hash, key, leaves });
         if self.buffers[shard].len() >= SHARD_BATCH {
             if self.shards.is_empty() {
                 self.start_shards();
@@ -304,22 +305,21 @@ impl Loader {
     }
 
     fn start_shards(&mut self) {
-        let now_ms = self.now_ms;
         self.shards = (0..SHARDS)
             .map(|i| {
-                let (batches, received) = std::sync::mpsc::sync_channel::<Vec<Record<LogValue>>>(4);
+                let (batches, received) = std::sync::mpsc::sync_channel::<Vec<Routed>>(4);
                 std::thread::Builder::new()
                     .name(format!("replay-{i}"))
                     .spawn(move || {
-                        let mut shard = Shard::new(now_ms);
+                        let mut shard = Shard::new();
                         for batch in received {
-                            batch.into_iter().for_each(|record| shard.apply(record));
+                            batch.into_iter().for_each(|routed| shard.apply(routed));
                         }
                         shard.into_entries()
                     })
                     .map_or_else(
                         // Without a thread, the shard is applied here: slower, not wrong.
-                        |_| ShardRunner::Here(Shard::new(now_ms)),
+                        |_| ShardRunner::Here(Shard::new()),
                         |thread| ShardRunner::Thread { batches, thread },
                     )
             })
@@ -332,9 +332,9 @@ impl Loader {
         let mut entries = Vec::new();
         if self.shards.is_empty() {
             // A short log: every record is still in its buffer.
-            let mut shard = Shard::new(self.now_ms);
-            for record in self.buffers.into_iter().flatten() {
-                shard.apply(record);
+            let mut shard = Shard::new();
+            for routed in self.buffers.into_iter().flatten() {
+                shard.apply(routed);
             }
             entries = shard.into_entries();
         } else {
@@ -362,16 +362,31 @@ impl Loader {
     }
 }
 
+/// A record on its way to its shard: what it leaves for its key, and the
+/// key's hash, computed once for the routing and the shard's table.
+#[derive(Debug)]
+struct Routed {
+    hash: u64,
+    key: Key,
+    leaves: Option<Entry<LogValue>>,
+}
+
+/// Fx hashing: the keys come from our own log, not from an adversary, and a
+/// cheap hash matters over millions of records.
+fn key_hash(key: &str) -> u64 {
+    use std::hash::BuildHasher;
+    FxBuildHasher.hash_one(key)
+}
+
 /// Which shard a key's records go to. Taken from bits of the hash that the
 /// shard's own table does not index by, so each table still spreads its keys
 /// over all of its buckets.
-fn shard_of(key: &str) -> usize {
-    use std::hash::BuildHasher;
-    (FxBuildHasher.hash_one(key) >> 40) as usize % SHARDS
+fn shard_of(hash: u64) -> usize {
+    (hash >> 40) as usize % SHARDS
 }
 
 impl ShardRunner {
-    fn apply(&mut self, batch: Vec<Record<LogValue>>) {
+    fn apply(&mut self, batch: Vec<Routed>) {
         match self {
             ShardRunner::Thread { batches, .. } => {
                 // The thread only stops when the channel closes, so the
@@ -384,7 +399,7 @@ impl ShardRunner {
     }
 
     /// Applies the last records and returns the shard's entries.
-    fn finish(mut self, rest: Vec<Record<LogValue>>) -> io::Result<Vec<(Key, Entry<LogValue>)>> {
+    fn finish(mut self, rest: Vec<Routed>) -> io::Result<Vec<(Key, Entry<LogValue>)>> {
         self.apply(rest);
         match self {
             ShardRunner::Thread { batches, thread } => {
@@ -398,30 +413,38 @@ impl ShardRunner {
     }
 }
 
-/// One shard of the loader: the keys it was given, in a hash map.
+/// One shard of the loader: the keys it was given, in a hash table.
 #[derive(Debug)]
 struct Shard {
-    /// Fx hashing: the keys come from our own log, not from an adversary,
-    /// and a cheap hash matters over millions of records.
-    entries: hashbrown::HashMap<Key, Entry<LogValue>, FxBuildHasher, HugePages>,
-    now_ms: u64,
+    entries: hashbrown::HashTable<(Key, Entry<LogValue>), HugePages>,
     /// Replaced and deleted entries, freed by another thread (see [`Graveyard`]).
     graveyard: Graveyard,
 }
 
 impl Shard {
-    fn new(now_ms: u64) -> Shard {
+    fn new() -> Shard {
         Shard {
-            entries: hashbrown::HashMap::with_hasher_in(FxBuildHasher, HugePages),
-            now_ms,
+            entries: hashbrown::HashTable::new_in(HugePages),
             graveyard: Graveyard::default(),
         }
     }
 
-    fn apply(&mut self, record: Record<LogValue>) {
-        let old = match leaves(record, self.now_ms) {
-            (key, Some(entry)) => self.entries.insert(key, entry),
-            (key, None) => self.entries.remove(key.as_str()),
+    fn apply(&mut self, Routed { hash, key, leaves }: Routed) {
+        use hashbrown::hash_table::Entry as Slot;
+        let same_key = |(k, _): &(Key, Entry<LogValue>)| *k == key;
+        let old = match leaves {
+            Some(entry) => match self.entries.entry(hash, same_key, |(k, _)| key_hash(k)) {
+                Slot::Occupied(mut slot) => Some(std::mem::replace(&mut slot.get_mut().1, entry)),
+                Slot::Vacant(slot) => {
+                    slot.insert((key, entry));
+                    None
+                }
+            },
+            None => self
+                .entries
+                .find_entry(hash, same_key)
+                .ok()
+                .map(|slot| slot.remove().0 .1),
         };
         // A value still in the log costs nothing to drop.
         if let Some(
