@@ -258,6 +258,8 @@ pub struct Loader {
     buffers: Vec<Vec<Routed>>,
     /// One per shard, once the first buffer has filled.
     shards: Vec<ShardRunner>,
+    /// Tells the shard threads to stop early: the load was abandoned.
+    abandoned: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Tables the loader spreads keys over.
@@ -285,10 +287,12 @@ impl Loader {
             now_ms,
             buffers: (0..SHARDS).map(|_| Vec::new()).collect(),
             shards: Vec::new(),
+            abandoned: Default::default(),
         }
     }
 
-    /// Applies one record, as [`Store::apply`] would.
+    /// Takes the next record of the log; the store [`Loader::finish`]
+    /// returns is what [`Store::apply`] of the same records would leave.
     pub fn apply<V: Into<LogValue>>(&mut self, record: Record<V>) {
         let (key, leaves) = leaves(record.map_value(Into::into), self.now_ms);
         let hash = key_hash(&key);
@@ -308,12 +312,20 @@ impl Loader {
         self.shards = (0..SHARDS)
             .map(|i| {
                 let (batches, received) = std::sync::mpsc::sync_channel::<Vec<Routed>>(4);
+                let abandoned = self.abandoned.clone();
+                let is_abandoned = move || abandoned.load(std::sync::atomic::Ordering::Relaxed);
                 std::thread::Builder::new()
                     .name(format!("replay-{i}"))
                     .spawn(move || {
                         let mut shard = Shard::new();
                         for batch in received {
+                            if is_abandoned() {
+                                return Vec::new();
+                            }
                             batch.into_iter().for_each(|routed| shard.apply(routed));
+                        }
+                        if is_abandoned() {
+                            return Vec::new();
                         }
                         shard.into_entries()
                     })
@@ -328,18 +340,26 @@ impl Loader {
 
     /// The store holding what the records left, reading the values that
     /// are still in the log from `log`, the file the records came from.
-    pub fn finish(self, log: &File) -> io::Result<Store> {
+    pub fn finish(mut self, log: &File) -> io::Result<Store> {
+        let buffers = std::mem::take(&mut self.buffers);
         let mut entries = Vec::new();
         if self.shards.is_empty() {
             // A short log: every record is still in its buffer.
             let mut shard = Shard::new();
-            for routed in self.buffers.into_iter().flatten() {
+            for routed in buffers.into_iter().flatten() {
                 shard.apply(routed);
             }
             entries = shard.into_entries();
         } else {
-            for (runner, rest) in self.shards.into_iter().zip(self.buffers) {
-                let shard_entries = runner.finish(rest)?;
+            // Every shard is finished (its thread joined) before an error
+            // of one of them is returned.
+            let finished: Vec<_> = std::mem::take(&mut self.shards)
+                .into_iter()
+                .zip(buffers)
+                .map(|(runner, rest)| runner.finish(rest))
+                .collect();
+            for shard_entries in finished {
+                let shard_entries = shard_entries?;
                 if entries.is_empty() {
                     entries = shard_entries;
                 } else {
@@ -353,12 +373,27 @@ impl Loader {
             .filter_map(|(k, e)| e.deadline_ms().map(|d| (d, k.clone())))
             .collect();
         Ok(Store {
-            // Collecting sorts the entries (two sorted runs: one merge) and
-            // builds the tree bottom-up.
+            // Collecting sorts the entries (at most two sorted runs: one
+            // merge) and builds the tree bottom-up.
             map: entries.into_iter().collect(),
             expiry,
             size_bytes,
         })
+    }
+}
+
+impl Drop for Loader {
+    /// A load given up half way (the log turned out corrupt) stops its
+    /// threads rather than leave them building tables nobody will read.
+    fn drop(&mut self) {
+        self.abandoned
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        for runner in self.shards.drain(..) {
+            if let ShardRunner::Thread { batches, thread } = runner {
+                drop(batches);
+                let _ = thread.join();
+            }
+        }
     }
 }
 
@@ -464,6 +499,11 @@ impl Shard {
     }
 }
 
+/// What precedes a located value's key in its line, and what comes between
+/// the key and the value (see `decode_canonical` in the WAL codec).
+const KEY_OPEN: &[u8] = b"\"key\":\"";
+const KEY_CLOSE_VALUE_OPEN: &[u8] = b"\",\"value\":";
+
 /// Bytes of log read at a time when values are read back.
 const READ_WINDOW: usize = 1 << 20;
 
@@ -484,13 +524,21 @@ fn read_values(
     let middle = entries.len() / 2;
     entries.select_nth_unstable_by_key(middle, place_in_log);
     let (first, second) = entries.split_at_mut(middle);
+    // Taken by the helper thread, or by this one if there is no helper.
+    let second = std::sync::Mutex::new(Some(second));
+    let read_second = || match second.lock().ok().and_then(|mut s| s.take()) {
+        Some(second) => read_values_in_order(second, log),
+        None => Ok((Vec::new(), 0)),
+    };
     std::thread::scope(|scope| {
-        let helper = std::thread::Builder::new()
-            .spawn_scoped(scope, || read_values_in_order(second, log))?;
+        let helper = std::thread::Builder::new().spawn_scoped(scope, read_second);
         let (mut entries, first_size) = read_values_in_order(first, log)?;
-        let (rest, second_size) = helper
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the thread reading values back panicked")))?;
+        let (rest, second_size) = match helper {
+            Ok(helper) => helper.join().unwrap_or_else(|_| {
+                Err(io::Error::other("the thread reading values back panicked"))
+            })?,
+            Err(_) => read_second()?,
+        };
         entries.extend(rest);
         Ok((entries, first_size + second_size))
     })
@@ -525,24 +573,37 @@ fn read_values_in_order(
             }
             LogValue::InLog { offset, len } => {
                 let len = len as usize;
-                if offset < window_start || offset + len as u64 > window_start + window.len() as u64
+                // The record's line as the scan read it runs
+                // `"key":"<key>","value":<value>`: the bytes before the value
+                // are checked too, so a log rewritten since the scan (an
+                // offline reader beside a server that cut a failed write
+                // off) gives an error, never another key's value.
+                let before = KEY_OPEN.len() + key.len() + KEY_CLOSE_VALUE_OPEN.len();
+                let changed = || {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("the log changed while it was read (at byte offset {offset})"),
+                    )
+                };
+                let start = offset.checked_sub(before as u64).ok_or_else(changed)?;
+                if start < window_start || offset + len as u64 > window_start + window.len() as u64
                 {
-                    window.resize(READ_WINDOW.max(len), 0);
-                    let read = read_up_to(log, &mut window, offset)?;
+                    window.resize(READ_WINDOW.max(before + len), 0);
+                    let read = read_up_to(log, &mut window, start)?;
                     window.truncate(read);
-                    window_start = offset;
+                    window_start = start;
                 }
-                let at = (offset - window_start) as usize;
-                let value = window
-                    .get(at..at + len)
-                    .and_then(|json| std::str::from_utf8(json).ok())
+                let at = (start - window_start) as usize;
+                let line = window.get(at..at + before + len).ok_or_else(changed)?;
+                let (prefix, json) = line.split_at(before);
+                let same_record = prefix.starts_with(KEY_OPEN)
+                    && prefix[KEY_OPEN.len()..].starts_with(key.as_bytes())
+                    && prefix.ends_with(KEY_CLOSE_VALUE_OPEN);
+                let value = std::str::from_utf8(json)
+                    .ok()
+                    .filter(|_| same_record)
                     .and_then(StoredValue::from_plain_json_string)
-                    .ok_or_else(|| {
-                        io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!("the log changed while it was read (at byte offset {offset})"),
-                        )
-                    })?;
+                    .ok_or_else(changed)?;
                 // A plain string's size is its bytes between the quotes.
                 size_bytes += len as u64 - 2;
                 value
@@ -679,6 +740,7 @@ unsafe impl allocator_api2::alloc::Allocator for HugePages {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::io::{Seek, Write};
 
     fn val(v: serde_json::Value) -> StoredValue {
         StoredValue::from_value(&v)
@@ -826,6 +888,124 @@ mod tests {
         assert_eq!(loaded.expiry, applied.expiry);
     }
 
+    /// Scans `log` from its start into a loader, values located.
+    fn scan_located(log: &File, now: u64) -> Result<Loader, String> {
+        (&*log).rewind().unwrap();
+        let mut loader = Loader::new(now);
+        crate::wal::replay::scan(
+            std::io::BufReader::new(log),
+            std::path::Path::new("wal.log"),
+            |record: Record<LogValue>, _| loader.apply(record),
+            |_| {},
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(loader)
+    }
+
+    /// Writes `text` to `log` and loads it with located values.
+    fn load_located(text: &[u8], log: &mut File, now: u64) -> Result<Store, String> {
+        log.write_all(text).unwrap();
+        scan_located(log, now)?
+            .finish(log)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn located_values_load_as_read_values_do_on_odd_logs() {
+        // CRLF endings, blank lines, lines off the encoder's shape, batches,
+        // a last line without its newline, then torn tails of both kinds.
+        let body = concat!(
+            "{\"op\":\"set\",\"key\":\"a\",\"value\":\"one\",\"timestamp\":1.000}\r\n",
+            "\n   \n",
+            "{\"op\":\"set\",\"key\":\"b\",\"value\":\"two\",\"ttl\":9,\"timestamp\":1.000}\n",
+            "{\"op\":\"set\",\"key\":\"c\",\"value\":\"t\\u00e9\",\"timestamp\":1}\n",
+            "{\"op\":\"set\",\"key\":\"d\",\"value\":\"x\",\"timestamp\":1.000,\"batch\":1,\"batch_len\":2}\n",
+            "{\"op\":\"delete\",\"key\":\"a\",\"timestamp\":1.000,\"batch\":1,\"batch_len\":2}\n",
+            " {\"op\":\"set\",\"key\":\"e\",\"value\":\"sp\",\"timestamp\":1.000}\n",
+            "{\"op\":\"set\",\"key\":\"a\",\"value\":\"three\",\"timestamp\":1.000}\r\n",
+            "{\"op\":\"set\",\"key\":\"f\",\"value\":\"last\",\"timestamp\":1.000}",
+        );
+        let tails = [
+            "",
+            "\n{\"op\":\"set\",\"key\":\"g\",\"val",
+            "\n{\"op\":\"set\",\"key\":\"g\",\"value\":\"y\",\"timestamp\":1.000,\"batch\":2,\"batch_len\":2}\n",
+        ];
+        for tail in tails {
+            let text = format!("{body}{tail}");
+            let mut applied = Loader::new(5_000);
+            crate::wal::replay::scan(
+                std::io::Cursor::new(text.as_bytes()),
+                std::path::Path::new("wal.log"),
+                |record: Record, _| applied.apply(record),
+                |_| {},
+            )
+            .unwrap();
+            let applied = applied.finish(&tempfile::tempfile().unwrap()).unwrap();
+            let loaded =
+                load_located(text.as_bytes(), &mut tempfile::tempfile().unwrap(), 5_000).unwrap();
+            let keys: Vec<_> = loaded.entries_with_prefix("", 0).map(|(k, _)| k).collect();
+            assert_eq!(keys, ["a", "b", "c", "d", "e", "f"], "{tail:?}");
+            assert!(
+                loaded
+                    .entries_with_prefix("", 0)
+                    .eq(applied.entries_with_prefix("", 0)),
+                "{tail:?}"
+            );
+            assert_eq!(loaded.stats(5_000), applied.stats(5_000));
+            assert_eq!(loaded.expiry, applied.expiry);
+        }
+    }
+
+    #[test]
+    fn a_log_rewritten_after_the_scan_is_an_error_not_another_keys_value() {
+        let line = |key: &str, value: &str| {
+            format!(
+                "{{\"op\":\"set\",\"key\":\"{key}\",\"value\":\"{value}\",\"timestamp\":1.000}}\n"
+            )
+        };
+        let scanned = format!("{}{}", line("k1", "old"), line("k2", "old"));
+        let rewritten = format!("{}{}", line("k1", "old"), line("k3", "new"));
+        let mut log = tempfile::tempfile().unwrap();
+        log.write_all(scanned.as_bytes()).unwrap();
+        let loader = scan_located(&log, 0).unwrap();
+        log.rewind().unwrap();
+        log.write_all(rewritten.as_bytes()).unwrap();
+        let err = loader.finish(&log).unwrap_err();
+        assert!(err.to_string().contains("changed"), "{err}");
+    }
+
+    #[test]
+    fn a_load_abandoned_half_way_stops_its_threads() {
+        // Enough records for the shard threads to start, then corruption.
+        let mut text = Vec::new();
+        for i in 0..20_000u64 {
+            set(&format!("k{i}"), json!("v"), None, 0).encode_into(&mut text);
+        }
+        text.extend_from_slice(b"garbage\n");
+        set("after", json!("v"), None, 0).encode_into(&mut text);
+        let mut loader = Loader::new(0);
+        let err = crate::wal::replay::scan(
+            std::io::Cursor::new(&text),
+            std::path::Path::new("wal.log"),
+            |record: Record<LogValue>, _| loader.apply(record),
+            |_| {},
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("line 20001"), "{err}");
+        assert_eq!(
+            loader.shards.len(),
+            SHARDS,
+            "the shard threads never started"
+        );
+        // Each shard thread holds the flag until it ends.
+        let flag = std::sync::Arc::downgrade(&loader.abandoned);
+        drop(loader);
+        assert!(
+            flag.upgrade().is_none(),
+            "a shard thread outlived its loader"
+        );
+    }
+
     #[test]
     fn loader_reads_the_values_left_in_the_log_back() {
         // Enough keys that two threads read values back. Keys are set again,
@@ -863,11 +1043,11 @@ mod tests {
             applied.apply(record, now);
         }
         let mut log = tempfile::tempfile().unwrap();
-        std::io::Write::write_all(&mut log, &text).unwrap();
+        log.write_all(&text).unwrap();
 
         let mut loader = Loader::new(now);
         let mut located = 0;
-        std::io::Seek::rewind(&mut log).unwrap();
+        log.rewind().unwrap();
         crate::wal::replay::scan(
             std::io::BufReader::new(&log),
             std::path::Path::new("wal.log"),
@@ -897,15 +1077,7 @@ mod tests {
         assert_eq!(loaded.expiry, applied.expiry);
 
         // A log cut short after it was read is an error, not a wrong value.
-        let mut loader = Loader::new(now);
-        std::io::Seek::rewind(&mut log).unwrap();
-        crate::wal::replay::scan(
-            std::io::BufReader::new(&log),
-            std::path::Path::new("wal.log"),
-            |record: Record<LogValue>, _| loader.apply(record),
-            |_| {},
-        )
-        .unwrap();
+        let loader = scan_located(&log, now).unwrap();
         log.set_len(text.len() as u64 / 2).unwrap();
         assert!(loader.finish(&log).is_err());
     }

@@ -358,7 +358,9 @@ impl<'p, V> ScanState<'p, V> {
                 }
                 (Some(mark), None) => {
                     self.scan.max_batch_id = self.scan.max_batch_id.max(mark.id);
-                    let mut records = Vec::with_capacity(mark.len as usize);
+                    // The length comes from the file: a hand-written
+                    // line may claim billions.
+                    let mut records = Vec::with_capacity((mark.len as usize).min(1024));
                     records.push((record, pos));
                     self.pending = Some(PendingBatch { mark, pos, records });
                 }
@@ -522,6 +524,24 @@ mod tests {
             })
         ));
         assert_eq!(scan.max_batch_id, 7);
+    }
+
+    #[test]
+    fn a_batch_claiming_billions_of_lines_is_an_incomplete_batch() {
+        let log = format!(
+            "{A}{}",
+            "{\"op\":\"set\",\"key\":\"b1\",\"value\":1,\"timestamp\":3,\"batch\":7,\"batch_len\":4294967295}\n"
+        );
+        let (scan, keys) = run(&log).unwrap();
+        assert_eq!(keys, ["set a"]);
+        assert!(matches!(
+            scan.torn,
+            Some(TornTail::IncompleteBatch {
+                present: 1,
+                expected: 4294967295,
+                ..
+            })
+        ));
     }
 
     #[test]
