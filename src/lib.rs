@@ -12,7 +12,7 @@
 //! - [`server`]: the axum HTTP layer and the one error-to-status mapping.
 //! - [`client`]: a typed HTTP client for a running server.
 //! - [`output`]: output formats, tables and progress bars for the CLI.
-//! - [`bench`]: the load generator behind `kvctl bench`.
+//! - [`mod@bench`]: the load generator behind `kvctl bench`.
 //! - [`cli`]: clap definitions, the single source of `--help`, man pages and
 //!   completions; [`commands`]: one module per subcommand.
 //!

@@ -248,7 +248,7 @@ fn leaves<V>(record: Record<V>, now_ms: u64) -> (Key, Option<Entry<V>>) {
 ///
 /// Probing a table of millions of keys is most of replay's work, and the
 /// thread that reads the log in order cannot share it. So the keys are
-/// split over [`SHARDS`] tables by a hash of the key, each fed by a thread
+/// split over `SHARDS` (two) tables by a hash of the key, each fed by a thread
 /// of its own once the log proves long: the records of one key still meet
 /// their table in log order, and the reading thread only routes them.
 #[derive(Debug)]

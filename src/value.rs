@@ -50,7 +50,7 @@ impl StoredValue {
     }
 
     /// A JSON string that is its own compact form (see
-    /// [`is_plain_json_string`]), taken as it is; `None` for anything else.
+    /// `is_plain_json_string`), taken as it is; `None` for anything else.
     pub fn from_plain_json_string(text: &str) -> Option<Self> {
         is_plain_json_string(text).then(|| StoredValue {
             json: ThinJson::new(text),

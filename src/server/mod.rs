@@ -56,7 +56,7 @@ pub fn app(db: Db, limits: Limits) -> Router {
 }
 
 /// Serves `db` on `listener` until `shutdown` resolves, then drains requests
-/// in flight (for at most [`DRAIN_TIMEOUT`]) and flushes the log.
+/// in flight (for at most `DRAIN_TIMEOUT`) and flushes the log.
 pub async fn serve(
     listener: TcpListener,
     db: Db,
