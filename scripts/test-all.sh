@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test of kvctl on a fresh machine: formatting and lints, the Rust
-# unit and integration tests, then the spec's pytest suite against the real
-# `kvctl serve` (installing pytest and its needs into ./.venv).
+# Runs every test of kvctl on a fresh machine: formatting, lints, rustdoc, the
+# Rust unit and integration tests, then the spec's pytest suite against the
+# real `kvctl serve` (installing pytest and its needs into ./.venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --release --locked --all-targets -- -D warnings
+echo "== cargo doc"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --quiet
 echo "== cargo test"
 cargo test --release --locked
 
