@@ -351,13 +351,15 @@ impl Loader {
             }
             entries = shard.into_entries();
         } else {
-            // Every shard is finished (its thread joined) before an error
-            // of one of them is returned.
-            let finished: Vec<_> = std::mem::take(&mut self.shards)
+            // Every shard gets its last records before any is waited for, so
+            // they collect their entries side by side; and every thread is
+            // joined before an error of one of them is returned.
+            let closing: Vec<_> = std::mem::take(&mut self.shards)
                 .into_iter()
                 .zip(buffers)
-                .map(|(runner, rest)| runner.finish(rest))
+                .map(|(runner, rest)| runner.close(rest))
                 .collect();
+            let finished: Vec<_> = closing.into_iter().map(Closing::entries).collect();
             for shard_entries in finished {
                 let shard_entries = shard_entries?;
                 if entries.is_empty() {
@@ -413,9 +415,9 @@ fn key_hash(key: &str) -> u64 {
     FxBuildHasher.hash_one(key)
 }
 
-/// Which shard a key's records go to. Taken from bits of the hash that the
-/// shard's own table does not index by, so each table still spreads its keys
-/// over all of its buckets.
+/// Which shard a key's records go to: bit 40 of the hash, which the shard's
+/// own table uses neither for its bucket index (low bits) nor for its tags
+/// (top 7 bits), so each table still spreads its keys over all its buckets.
 fn shard_of(hash: u64) -> usize {
     (hash >> 40) as usize % SHARDS
 }
@@ -424,26 +426,43 @@ impl ShardRunner {
     fn apply(&mut self, batch: Vec<Routed>) {
         match self {
             ShardRunner::Thread { batches, .. } => {
-                // The thread only stops when the channel closes, so the
-                // send cannot fail while it runs; if it panicked, `finish`
-                // reports it.
+                // The thread stops when its channel closes, or when the load
+                // is abandoned (and then nothing is sent any more): a failed
+                // send means it panicked, which `Closing::entries` reports.
                 let _ = batches.send(batch);
             }
             ShardRunner::Here(shard) => batch.into_iter().for_each(|r| shard.apply(r)),
         }
     }
 
-    /// Applies the last records and returns the shard's entries.
-    fn finish(mut self, rest: Vec<Routed>) -> io::Result<Vec<(Key, Entry<LogValue>)>> {
+    /// Hands the shard its last records and closes its channel: its thread
+    /// goes on to collect its entries by itself.
+    fn close(mut self, rest: Vec<Routed>) -> Closing {
         self.apply(rest);
         match self {
             ShardRunner::Thread { batches, thread } => {
                 drop(batches);
-                thread
-                    .join()
-                    .map_err(|_| io::Error::other("a replay thread panicked"))
+                Closing::Thread(thread)
             }
-            ShardRunner::Here(shard) => Ok(shard.into_entries()),
+            ShardRunner::Here(shard) => Closing::Here(shard),
+        }
+    }
+}
+
+/// A shard that has all its records, on its way to its entries.
+enum Closing {
+    Thread(std::thread::JoinHandle<Vec<(Key, Entry<LogValue>)>>),
+    Here(Shard),
+}
+
+impl Closing {
+    /// The shard's entries, once its thread (if any) has ended.
+    fn entries(self) -> io::Result<Vec<(Key, Entry<LogValue>)>> {
+        match self {
+            Closing::Thread(thread) => thread
+                .join()
+                .map_err(|_| io::Error::other("a replay thread panicked")),
+            Closing::Here(shard) => Ok(shard.into_entries()),
         }
     }
 }
@@ -526,19 +545,26 @@ fn read_values(
     let (first, second) = entries.split_at_mut(middle);
     // Taken by the helper thread, or by this one if there is no helper.
     let second = std::sync::Mutex::new(Some(second));
-    let read_second = || match second.lock().ok().and_then(|mut s| s.take()) {
-        Some(second) => read_values_in_order(second, log),
-        None => Ok((Vec::new(), 0)),
+    let read_second = || {
+        let half = second
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        half.map_or(Ok((Vec::new(), 0)), |half| read_values_in_order(half, log))
     };
     std::thread::scope(|scope| {
         let helper = std::thread::Builder::new().spawn_scoped(scope, read_second);
-        let (mut entries, first_size) = read_values_in_order(first, log)?;
-        let (rest, second_size) = match helper {
+        let first = read_values_in_order(first, log);
+        // Joined before either result is looked at: a scope whose thread
+        // panicked unjoined would panic itself.
+        let second = match helper {
             Ok(helper) => helper.join().unwrap_or_else(|_| {
                 Err(io::Error::other("the thread reading values back panicked"))
-            })?,
-            Err(_) => read_second()?,
+            }),
+            Err(_) => read_second(),
         };
+        let (mut entries, first_size) = first?;
+        let (rest, second_size) = second?;
         entries.extend(rest);
         Ok((entries, first_size + second_size))
     })
@@ -679,6 +705,13 @@ impl Graveyard {
             drop(sender);
             let _ = thread.join();
         }
+    }
+}
+
+impl Drop for Graveyard {
+    /// A shard dropped half way (an abandoned load) leaves no helper behind.
+    fn drop(&mut self) {
+        self.close();
     }
 }
 
