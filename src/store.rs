@@ -251,6 +251,10 @@ fn leaves<V>(record: Record<V>, now_ms: u64) -> (Key, Option<Entry<V>>) {
 /// split over `SHARDS` (two) tables by a hash of the key, each fed by a thread
 /// of its own once the log proves long: the records of one key still meet
 /// their table in log order, and the reading thread only routes them.
+///
+/// Values may come as [`LogValue::InLog`], still in the log: most are
+/// replaced before its end, and [`Loader::finish`] reads back only those
+/// that are left.
 #[derive(Debug)]
 pub struct Loader {
     now_ms: u64,
