@@ -51,6 +51,8 @@ const INLINE_GROUPS: usize = 8;
 const COMMIT_DELAY: Duration = Duration::from_micros(200);
 /// Records applied before the writer lets readers in between two jobs.
 const APPLY_RECORDS_PER_LOCK: usize = 256;
+/// How often a long replay says how far it has got.
+const REPLAY_PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// How often the sweeper looks for expired keys.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
 /// Keys removed per write-lock acquisition, so readers are never held long.
@@ -168,7 +170,17 @@ impl Db {
         let mut log = LockedLog::open(dir)?;
         let now = now_ms();
         let mut loader = Loader::new(now);
-        let scan = log.recover(|record: Record<LogValue>, _| loader.apply(record), |_| {})?;
+        let path = log.path().to_path_buf();
+        let mut progress =
+            ReplayProgress::new(log.file().metadata().map_or(0, |m| m.len()), started);
+        let scan = log.recover(
+            |record: Record<LogValue>, _| loader.apply(record),
+            |offset| {
+                if let Some(done) = progress.at(offset, Instant::now()) {
+                    tracing::info!("replaying {}: {done}", path.display());
+                }
+            },
+        )?;
         let store = loader.finish(log.file()).map_err(|source| WalError::Io {
             context: "cannot read",
             path: log.path().to_path_buf(),
@@ -313,6 +325,40 @@ impl Db {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
         synced
+    }
+}
+
+/// Says how far a long replay has got, at most every
+/// [`REPLAY_PROGRESS_EVERY`]: a start-up that takes minutes should not look
+/// like a hang, and one that takes a second says nothing until it is done.
+struct ReplayProgress {
+    total_bytes: u64,
+    next: Instant,
+}
+
+impl ReplayProgress {
+    fn new(total_bytes: u64, started: Instant) -> ReplayProgress {
+        ReplayProgress {
+            total_bytes,
+            next: started + REPLAY_PROGRESS_EVERY,
+        }
+    }
+
+    /// What to report at `offset` bytes read, if a report is due at `now`.
+    fn at(&mut self, offset: u64, now: Instant) -> Option<String> {
+        if now < self.next {
+            return None;
+        }
+        self.next = now + REPLAY_PROGRESS_EVERY;
+        let percent = match self.total_bytes {
+            0 => 100,
+            total => offset.min(total) * 100 / total,
+        };
+        Some(format!(
+            "{} of {} read ({percent}%)",
+            indicatif::HumanBytes(offset),
+            indicatif::HumanBytes(self.total_bytes)
+        ))
     }
 }
 
@@ -648,6 +694,33 @@ mod tests {
             assert_eq!(value.as_deref(), Some("49"));
         }
         db.shutdown().await.unwrap();
+    }
+
+    #[test]
+    fn a_long_replay_reports_its_progress_every_few_seconds() {
+        let started = Instant::now();
+        let mut progress = ReplayProgress::new(4 << 30, started);
+        assert_eq!(progress.at(1 << 20, started), None);
+        assert_eq!(
+            progress.at(1 << 30, started + Duration::from_millis(1999)),
+            None
+        );
+        let later = started + REPLAY_PROGRESS_EVERY;
+        assert_eq!(
+            progress.at(1 << 30, later).as_deref(),
+            Some("1.00 GiB of 4.00 GiB read (25%)")
+        );
+        assert_eq!(progress.at(2 << 30, later + Duration::from_secs(1)), None);
+        assert_eq!(
+            progress
+                .at(4 << 30, later + REPLAY_PROGRESS_EVERY)
+                .as_deref(),
+            Some("4.00 GiB of 4.00 GiB read (100%)")
+        );
+        // A log that grew or shrank since it was measured never reads past 100%.
+        assert!(progress
+            .at(5 << 30, later + 3 * REPLAY_PROGRESS_EVERY)
+            .is_some_and(|line| line.ends_with("(100%)")));
     }
 
     #[tokio::test(flavor = "current_thread")]
