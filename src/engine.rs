@@ -183,7 +183,7 @@ impl Db {
         )?;
         let store = loader.finish(log.file()).map_err(|source| WalError::Io {
             context: "cannot read",
-            path: log.path().to_path_buf(),
+            path,
             source,
         })?;
         let appender = log.into_appender(policy)?;

@@ -18,7 +18,7 @@ use rustc_hash::FxBuildHasher;
 
 use crate::ttl::has_expired;
 use crate::value::{Key, StoredValue};
-use crate::wal::{LogValue, Op, Record};
+use crate::wal::{LocatedValues, LogValue, Op, Record};
 
 /// A stored value and when it expires: 24 bytes beside its key.
 ///
@@ -522,14 +522,6 @@ impl Shard {
     }
 }
 
-/// What precedes a located value's key in its line, and what comes between
-/// the key and the value (see `decode_canonical` in the WAL codec).
-const KEY_OPEN: &[u8] = b"\"key\":\"";
-const KEY_CLOSE_VALUE_OPEN: &[u8] = b"\",\"value\":";
-
-/// Bytes of log read at a time when values are read back.
-const READ_WINDOW: usize = 1 << 20;
-
 /// Turns the loaded entries into the store's, reading the values still in
 /// the log, and sums their sizes. Returns the entries as two runs, each
 /// sorted by key.
@@ -582,82 +574,27 @@ fn place_in_log((_, entry): &(Key, Entry<LogValue>)) -> u64 {
     }
 }
 
-/// One thread's share of [`read_values`]: the entries in log order, values
-/// read through a window sliding over the file; the result sorted by key.
+/// One thread's share of [`read_values`]: the entries in log order, their
+/// values read back in file order; the result sorted by key.
 fn read_values_in_order(
     entries: &mut [(Key, Entry<LogValue>)],
     log: &File,
 ) -> io::Result<(Vec<(Key, Entry)>, u64)> {
     entries.sort_unstable_by_key(place_in_log);
-    let mut window: Vec<u8> = Vec::new();
-    let mut window_start = 0;
+    let mut located = LocatedValues::new(log);
     let mut out = Vec::with_capacity(entries.len());
     let mut size_bytes = 0;
     for (key, entry) in entries.iter_mut() {
-        let deadline_ms = entry.deadline_ms();
         let value = match std::mem::replace(&mut entry.value, LogValue::InLog { offset: 0, len: 0 })
         {
-            LogValue::Ready(value) => {
-                size_bytes += value.size();
-                value
-            }
-            LogValue::InLog { offset, len } => {
-                let len = len as usize;
-                // The record's line as the scan read it runs
-                // `"key":"<key>","value":<value>`: the bytes before the value
-                // are checked too, so a log rewritten since the scan (an
-                // offline reader beside a server that cut a failed write
-                // off) gives an error, never another key's value.
-                let before = KEY_OPEN.len() + key.len() + KEY_CLOSE_VALUE_OPEN.len();
-                let changed = || {
-                    io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("the log changed while it was read (at byte offset {offset})"),
-                    )
-                };
-                let start = offset.checked_sub(before as u64).ok_or_else(changed)?;
-                if start < window_start || offset + len as u64 > window_start + window.len() as u64
-                {
-                    window.resize(READ_WINDOW.max(before + len), 0);
-                    let read = read_up_to(log, &mut window, start)?;
-                    window.truncate(read);
-                    window_start = start;
-                }
-                let at = (start - window_start) as usize;
-                let line = window.get(at..at + before + len).ok_or_else(changed)?;
-                let (prefix, json) = line.split_at(before);
-                let same_record = prefix.starts_with(KEY_OPEN)
-                    && prefix[KEY_OPEN.len()..].starts_with(key.as_bytes())
-                    && prefix.ends_with(KEY_CLOSE_VALUE_OPEN);
-                let value = std::str::from_utf8(json)
-                    .ok()
-                    .filter(|_| same_record)
-                    .and_then(StoredValue::from_plain_json_string)
-                    .ok_or_else(changed)?;
-                // A plain string's size is its bytes between the quotes.
-                size_bytes += len as u64 - 2;
-                value
-            }
+            LogValue::Ready(value) => value,
+            LogValue::InLog { offset, len } => located.read(key, offset, len)?,
         };
-        out.push((std::mem::take(key), Entry::new(value, deadline_ms)));
+        size_bytes += value.size();
+        out.push((std::mem::take(key), Entry::new(value, entry.deadline_ms())));
     }
     out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     Ok((out, size_bytes))
-}
-
-/// Reads as much of `buf` as the file holds from `offset` on.
-fn read_up_to(log: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    use std::os::unix::fs::FileExt;
-    let mut read = 0;
-    while read < buf.len() {
-        match log.read_at(&mut buf[read..], offset + read as u64) {
-            Ok(0) => break,
-            Ok(n) => read += n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(err),
-        }
-    }
-    Ok(read)
 }
 
 /// Frees replaced values on a thread of its own, in batches.

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub use record::{BatchMark, DecodeError, LineValue, LogValue, Op, Record};
+pub use record::{BatchMark, DecodeError, LineValue, LocatedValues, LogValue, Op, Record};
 pub use replay::{CorruptLog, LinePos, Scan, ScanError, TornTail};
 
 /// The log's file name inside the data directory.

@@ -12,7 +12,8 @@
 //! absent or null, unknown members ignored.
 
 use std::borrow::Cow;
-use std::io::Write as _;
+use std::fs::File;
+use std::io::{self, Write as _};
 
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
@@ -124,6 +125,87 @@ impl LineValue for LogValue {
     }
 }
 
+/// The members that come before a set's value, as the encoder writes them
+/// and [`decode_canonical`] reads them: `...,"key":"<key>","value":<value>`.
+const KEY_MEMBER: &str = ",\"key\":";
+const VALUE_MEMBER: &str = ",\"value\":";
+
+/// Reads back the values that replay left in the log ([`LogValue::InLog`]),
+/// through a window sliding over the file: cheapest in file order.
+pub struct LocatedValues<'f> {
+    log: &'f File,
+    window: Vec<u8>,
+    window_start: u64,
+}
+
+/// Bytes of log read at a time.
+const READ_WINDOW: usize = 1 << 20;
+
+impl<'f> LocatedValues<'f> {
+    /// A reader of values located in `log`, the file the scan read.
+    pub fn new(log: &'f File) -> Self {
+        LocatedValues {
+            log,
+            window: Vec::new(),
+            window_start: 0,
+        }
+    }
+
+    /// The value the scan located at `offset` (`len` bytes) in a line
+    /// setting `key`.
+    ///
+    /// The members before it are checked too, so a log rewritten since the
+    /// scan (an offline reader beside a server that cut a failed write off)
+    /// gives an error, never another key's value.
+    pub fn read(&mut self, key: &str, offset: u64, len: u32) -> io::Result<StoredValue> {
+        let len = len as usize;
+        let before = KEY_MEMBER.len() + key.len() + 2 + VALUE_MEMBER.len();
+        let changed = || {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the log changed while it was read (at byte offset {offset})"),
+            )
+        };
+        let start = offset.checked_sub(before as u64).ok_or_else(changed)?;
+        let window_end = self.window_start + self.window.len() as u64;
+        if start < self.window_start || offset + len as u64 > window_end {
+            self.window.resize(READ_WINDOW.max(before + len), 0);
+            let read = read_up_to(self.log, &mut self.window, start)?;
+            self.window.truncate(read);
+            self.window_start = start;
+        }
+        let at = (start - self.window_start) as usize;
+        let line = self.window.get(at..at + before + len).ok_or_else(changed)?;
+        let (members, json) = line.split_at(before);
+        let same_record = members
+            .strip_prefix(KEY_MEMBER.as_bytes())
+            .and_then(|rest| rest.strip_prefix(b"\""))
+            .and_then(|rest| rest.strip_prefix(key.as_bytes()))
+            .and_then(|rest| rest.strip_prefix(b"\""))
+            == Some(VALUE_MEMBER.as_bytes());
+        std::str::from_utf8(json)
+            .ok()
+            .filter(|_| same_record)
+            .and_then(StoredValue::from_plain_json_string)
+            .ok_or_else(changed)
+    }
+}
+
+/// Reads as much of `buf` as the file holds from `offset` on.
+fn read_up_to(log: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut read = 0;
+    while read < buf.len() {
+        match log.read_at(&mut buf[read..], offset + read as u64) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(read)
+}
+
 fn utf8(line: &[u8]) -> Result<&str, DecodeError> {
     std::str::from_utf8(line).map_err(|e| DecodeError(format!("not valid UTF-8: {e}")))
 }
@@ -170,10 +252,11 @@ impl Record {
         };
         out.extend_from_slice(b"{\"op\":\"");
         out.extend_from_slice(op.as_bytes());
-        out.extend_from_slice(b"\",\"key\":");
+        out.push(b'"');
+        out.extend_from_slice(KEY_MEMBER.as_bytes());
         serde_json::to_writer(&mut *out, key.as_str()).expect(VEC_WRITE);
         if let Op::Set { value, ttl, .. } = &self.op {
-            out.extend_from_slice(b",\"value\":");
+            out.extend_from_slice(VALUE_MEMBER.as_bytes());
             out.extend_from_slice(value.json().as_bytes());
             if let Some(ttl) = ttl {
                 write!(out, ",\"ttl\":{ttl}").expect(VEC_WRITE);
@@ -275,14 +358,14 @@ fn decode_canonical<V>(text: &str, value: impl FnOnce(&str) -> Option<V>) -> Opt
         line.eat("delete\"")?;
         false
     };
-    line.eat(",\"key\":")?;
+    line.eat(KEY_MEMBER)?;
     let quoted_key = line.string()?;
     if !is_plain_json_string(quoted_key) {
         return None;
     }
     let key = Key::from(&quoted_key[1..quoted_key.len() - 1]);
     let op = if set {
-        line.eat(",\"value\":")?;
+        line.eat(VALUE_MEMBER)?;
         let value = value(line.string()?)?;
         let ttl = match line.eat(",\"ttl\":") {
             Some(()) => Some(line.integer()?),
