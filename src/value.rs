@@ -32,8 +32,13 @@ impl StoredValue {
     /// Canonicalises a parsed JSON value (compact text, member order kept).
     pub fn from_value(value: &Value) -> Self {
         let json = serde_json::to_string(value).expect("serialising a Value cannot fail");
+        let rule = match value {
+            Value::String(_) if json.contains('\\') => SizeRule::EscapedString,
+            Value::String(_) => SizeRule::PlainString,
+            _ => SizeRule::Text,
+        };
         StoredValue {
-            json: ThinJson::new(&json),
+            json: ThinJson::new(&json, rule),
         }
     }
 
@@ -53,7 +58,7 @@ impl StoredValue {
     /// `is_plain_json_string`), taken as it is; `None` for anything else.
     pub fn from_plain_json_string(text: &str) -> Option<Self> {
         is_plain_json_string(text).then(|| StoredValue {
-            json: ThinJson::new(text),
+            json: ThinJson::new(text, SizeRule::PlainString),
         })
     }
 
@@ -64,19 +69,22 @@ impl StoredValue {
 
     /// Size as `/stats` counts it: UTF-8 bytes for strings, compact JSON length otherwise.
     ///
-    /// Derived rather than stored: only a string with escapes needs decoding,
-    /// and sizes are needed only when a value enters or leaves the store.
+    /// Worked out from the text's length and the rule kept beside it, so
+    /// replacing a value reads only the first bytes of the old one (a cache
+    /// miss that freeing it pays anyway); only a string with escapes is
+    /// decoded, and sizes are needed only when a value enters or leaves the
+    /// store.
     pub fn size(&self) -> u64 {
-        let json = self.json().as_bytes();
-        if json.first() != Some(&b'"') {
-            return json.len() as u64;
+        let (len, rule, _) = self.json.header();
+        match rule {
+            SizeRule::Text => len as u64,
+            SizeRule::PlainString => (len - 2) as u64,
+            SizeRule::EscapedString => {
+                let decoded: String =
+                    serde_json::from_str(self.json()).expect("stored JSON is always valid");
+                decoded.len() as u64
+            }
         }
-        if !json.contains(&b'\\') {
-            return (json.len() - 2) as u64;
-        }
-        let decoded: String =
-            serde_json::from_str(self.json()).expect("stored JSON is always valid");
-        decoded.len() as u64
     }
 
     /// The value parsed back into a `serde_json::Value`.
@@ -100,14 +108,38 @@ pub(crate) fn is_plain_json_string(text: &str) -> bool {
             .fold(false, |found, &b| found | (b == b'"') | (b == b'\\') | (b < 0x20))
 }
 
-/// JSON text in one heap block, behind its length.
+/// How a value's size follows from its compact JSON text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SizeRule {
+    /// Not a string: the text's length.
+    Text = 0,
+    /// A string without escapes: the text's length less the quotes.
+    PlainString = 1,
+    /// A string with escapes: its decoded length.
+    EscapedString = 2,
+}
+
+impl SizeRule {
+    const BITS: u32 = 2;
+
+    fn from_bits(bits: usize) -> SizeRule {
+        match bits {
+            0 => SizeRule::Text,
+            1 => SizeRule::PlainString,
+            _ => SizeRule::EscapedString,
+        }
+    }
+}
+
+/// JSON text in one heap block, behind its length and size rule.
 ///
 /// The length lives in the block rather than beside the pointer: 8 bytes
 /// instead of a `Box<str>`'s 16 in every slot of the store's map. Unlike a
-/// terminator it is read in O(1), from the cache line the text starts on;
-/// as a LEB128 varint it takes one byte below 128 bytes of text and two
-/// below 16 KiB, so a typical value's block is no larger than its text plus
-/// a terminator would be.
+/// terminator it is read in O(1), from the cache line the text starts on.
+/// The header is `len << 2 | size rule` as a LEB128 varint: one byte below
+/// 32 bytes of text, two below 4 KiB, so a typical value's block is no
+/// larger than its text plus a terminator would be, and a 100-byte value
+/// still fits the allocator's 112-byte chunk.
 struct ThinJson(NonNull<u8>);
 
 // SAFETY: ThinJson owns its block exclusively and never mutates it after
@@ -127,49 +159,58 @@ fn varint_len(mut len: usize) -> usize {
 }
 
 impl ThinJson {
-    fn layout(len: usize) -> Layout {
-        Layout::array::<u8>(varint_len(len) + len).expect("a JSON text's length fits a layout")
+    fn layout(header: usize) -> Layout {
+        let len = header >> SizeRule::BITS;
+        Layout::array::<u8>(varint_len(header) + len).expect("a JSON text's length fits a layout")
     }
 
-    fn new(text: &str) -> ThinJson {
-        let layout = Self::layout(text.len());
+    fn new(text: &str, rule: SizeRule) -> ThinJson {
+        let header_value = text.len() << SizeRule::BITS | rule as usize;
+        let layout = Self::layout(header_value);
         // SAFETY: the layout's size is at least 1.
         let block = unsafe { alloc::alloc(layout) };
         let Some(block) = NonNull::new(block) else {
             alloc::handle_alloc_error(layout)
         };
-        let header = varint_len(text.len());
+        let header = varint_len(header_value);
         // SAFETY: the block is fresh, writable for header + len bytes, and
         // cannot overlap `text`.
         unsafe {
-            let mut len = text.len();
+            let mut rest = header_value;
             for i in 0..header {
                 let more = if i + 1 < header { 0x80 } else { 0 };
-                block.as_ptr().add(i).write((len & 0x7f) as u8 | more);
-                len >>= 7;
+                block.as_ptr().add(i).write((rest & 0x7f) as u8 | more);
+                rest >>= 7;
             }
             ptr::copy_nonoverlapping(text.as_ptr(), block.as_ptr().add(header), text.len());
         }
         ThinJson(block)
     }
 
-    /// The text's length and where it starts in the block.
-    fn len_and_start(&self) -> (usize, usize) {
-        let (mut len, mut shift, mut i) = (0usize, 0, 0);
+    /// The header's value (see [`ThinJson`]) and where the text starts.
+    fn header_value_and_start(&self) -> (usize, usize) {
+        let (mut value, mut shift, mut i) = (0usize, 0, 0);
         loop {
             // SAFETY: the block starts with a complete varint, written in `new`.
             let byte = unsafe { self.0.as_ptr().add(i).read() };
-            len |= usize::from(byte & 0x7f) << shift;
+            value |= usize::from(byte & 0x7f) << shift;
             i += 1;
             if byte & 0x80 == 0 {
-                return (len, i);
+                return (value, i);
             }
             shift += 7;
         }
     }
 
+    /// The text's length, its size rule and where it starts in the block.
+    fn header(&self) -> (usize, SizeRule, usize) {
+        let (value, start) = self.header_value_and_start();
+        let rule = SizeRule::from_bits(value & ((1 << SizeRule::BITS) - 1));
+        (value >> SizeRule::BITS, rule, start)
+    }
+
     fn as_str(&self) -> &str {
-        let (len, start) = self.len_and_start();
+        let (len, _, start) = self.header();
         // SAFETY: after the header the block holds a copy of a &str of the
         // recorded length, and lives as long as self.
         unsafe {
@@ -181,7 +222,7 @@ impl ThinJson {
 
 impl Drop for ThinJson {
     fn drop(&mut self) {
-        let layout = Self::layout(self.len_and_start().0);
+        let layout = Self::layout(self.header_value_and_start().0);
         // SAFETY: the block was allocated in `new` with this same layout.
         unsafe { alloc::dealloc(self.0.as_ptr(), layout) }
     }
@@ -189,7 +230,7 @@ impl Drop for ThinJson {
 
 impl Clone for ThinJson {
     fn clone(&self) -> ThinJson {
-        ThinJson::new(self.as_str())
+        ThinJson::new(self.as_str(), self.header().1)
     }
 }
 
@@ -206,8 +247,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The size of `v`, checked to be the same however the value was made.
     fn size_of(v: Value) -> u64 {
-        StoredValue::from_value(&v).size()
+        let from_value = StoredValue::from_value(&v);
+        let from_text = StoredValue::from_json_text(&v.to_string()).unwrap();
+        let size = from_value.size();
+        assert_eq!(from_text.size(), size, "{v}");
+        assert_eq!(from_value.clone().size(), size, "{v}");
+        size
     }
 
     #[test]
@@ -223,6 +270,9 @@ mod tests {
         assert_eq!(size_of(json!("a\"b")), 3);
         assert_eq!(size_of(json!("tab\there\u{e9}")), 10);
         assert_eq!(size_of(json!("\u{1F600}")), 4);
+        assert_eq!(size_of(json!("\\")), 1);
+        assert_eq!(size_of(json!(["a\\b"])), 8);
+        assert_eq!(size_of(json!("x".repeat(5000))), 5000);
     }
 
     #[test]
@@ -280,7 +330,11 @@ mod tests {
             assert_eq!(copy.json(), text);
         }
         // Lengths on both sides of each varint width.
-        for len in [125, 126, 127, 128, 16381, 16382, 16383, 16384, 2_097_150] {
+        // (The header holds the text's length, two more than `len`, shifted
+        // left by two: one byte below 32, two below 4 096, three below 2^19.)
+        for len in [
+            28, 29, 30, 31, 4092, 4093, 4094, 4095, 524_284, 524_285, 524_286, 2_097_150,
+        ] {
             let text = format!("\"{}\"", "x".repeat(len));
             let v = StoredValue::from_json_text(&text[..len]);
             assert!(v.is_none() || len < 2);
