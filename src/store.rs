@@ -810,6 +810,13 @@ mod tests {
         s.apply(set("k", json!(4), Some(1), 1_000), 1_000);
         assert_eq!(s.next_deadline(), Some(2_000));
         assert!(!s.contains("k", 2_000));
+
+        // The same deadline again: still one index entry for the key.
+        s.apply(set("k", json!(5), Some(1), 1_000), 1_000);
+        assert_eq!(s.sweep(2_000, 10), 1);
+        assert_eq!(s.next_deadline(), None);
+        assert_eq!(s.stats(2_000), Stats::default());
+        assert_eq!(s.len_including_expired(), 0);
     }
 
     #[test]
