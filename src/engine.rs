@@ -20,14 +20,18 @@
 //! queue is empty, and the queued requests just wait for their answer. A
 //! thread is woken only when commits start to overlap, not for every write.
 //!
+//! A request that leads a durable commit while the runtime has few tasks
+//! blocks its async worker for the fsync; a watch thread makes sure the
+//! runtime goes on polling for I/O on another worker if that fsync is slow.
+//!
 //! Readers take the store's read lock, which the leader takes only to apply
 //! a group in memory (letting readers in between requests), never across I/O.
 
 use std::collections::HashMap;
 use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -49,6 +53,12 @@ const INLINE_GROUPS: usize = 8;
 /// The longest the writer thread waits for the writers of its last group
 /// before committing the next (see [`Shared::gather`]).
 const COMMIT_DELAY: Duration = Duration::from_micros(200);
+/// How long a request's own commit may block its async worker before the
+/// sync watch wakes another worker to poll for I/O (see [`SyncWatch`]).
+const SYNC_RESCUE_AFTER: Duration = Duration::from_millis(1);
+/// How long the sync watch keeps looking after the last inline commit
+/// before it sleeps until the next one.
+const SYNC_WATCH_LINGER: Duration = Duration::from_secs(1);
 /// Records applied before the writer lets readers in between two jobs.
 const APPLY_RECORDS_PER_LOCK: usize = 256;
 /// How often a long replay says how far it has got.
@@ -153,6 +163,7 @@ struct Shared {
     syncs: bool,
     stop: AtomicBool,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    watch: SyncWatch,
 }
 
 /// A cheap-to-clone handle on an open data directory.
@@ -208,6 +219,7 @@ impl Db {
             syncs: policy == FsyncPolicy::Always,
             stop: AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
+            watch: SyncWatch::new(),
         });
         let spawn = |name: &'static str, body: fn(&Shared)| {
             let shared = shared.clone();
@@ -278,12 +290,19 @@ impl Db {
             // takes a few more groups first, a few microseconds each, rather
             // than wake a thread. Nothing here awaits, so a cancelled
             // request cannot leave the queue without a leader.
-            if self.shared.syncs && on_multi_thread_runtime() {
-                // An fsync may take long on a busy disk: let the runtime move
-                // this worker's other requests to another thread meanwhile.
-                tokio::task::block_in_place(|| self.shared.commit_next_group());
-            } else {
-                self.shared.commit_next_group();
+            match self.shared.syncs.then(|| self.watch_for_inline_commit()) {
+                Some(Some(watch)) => {
+                    let _watched = self.shared.watch.begin(watch);
+                    self.shared.commit_next_group();
+                }
+                // Let the runtime move this worker's other tasks to another
+                // thread before the fsync blocks it.
+                Some(None) if on_multi_thread_runtime() => {
+                    tokio::task::block_in_place(|| self.shared.commit_next_group());
+                }
+                _ => {
+                    self.shared.commit_next_group();
+                }
             }
             let mut extra_groups = if self.shared.syncs { 0 } else { INLINE_GROUPS };
             while !self.shared.step_down_if_idle() {
@@ -297,6 +316,49 @@ impl Db {
             }
         }
         answer.await.map_err(|_| DbError::Closed)?
+    }
+
+    /// The sync watch's thread (started on first use) if this request
+    /// should commit on its own async worker; `None` if the worker's other
+    /// tasks should be moved away first.
+    ///
+    /// Moving them (`block_in_place`) pays off when the runtime is busy with
+    /// many connections, some of which are likely queued behind this
+    /// worker: a durable 90/10 mix at 64 connections runs ~4% faster with
+    /// it. With a handful of tasks there is little to move, and the handover
+    /// costs more CPU than the fsync (one connection: 3.28k against 3.49k
+    /// durable PUTs/s, 180 against 145 µs of CPU each), so the request
+    /// commits in place, the watch standing by in case the disk is slow.
+    fn watch_for_inline_commit(&self) -> Option<&std::thread::Thread> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let metrics = runtime.metrics();
+        if runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread
+            || metrics.num_workers() < 2
+            || metrics.num_alive_tasks() > 2 * metrics.num_workers()
+        {
+            return None;
+        }
+        self.shared
+            .watch
+            .thread
+            .get_or_init(|| {
+                let shared = self.shared.clone();
+                let thread = std::thread::Builder::new()
+                    .name("sync-watch".into())
+                    .spawn(move || abort_on_panic("sync-watch", || watch_loop(&shared, runtime)));
+                match thread {
+                    Ok(handle) => {
+                        let thread = handle.thread().clone();
+                        self.shared.threads.lock().push(handle);
+                        Some(thread)
+                    }
+                    Err(err) => {
+                        tracing::warn!("cannot start the sync watch thread: {err}");
+                        None
+                    }
+                }
+            })
+            .as_ref()
     }
 
     /// Refuses new writes, waits for the queued ones, syncs the log and
@@ -359,6 +421,96 @@ impl ReplayProgress {
             indicatif::HumanBytes(offset),
             indicatif::HumanBytes(self.total_bytes)
         ))
+    }
+}
+
+/// Keeps requests on other connections moving while a request commits on
+/// its own async worker (see [`Db::watch_for_inline_commit`]).
+///
+/// A worker blocked in an fsync can leave nobody polling for I/O: tokio's
+/// other workers may be asleep, waiting to be told of work. So a thread
+/// watches: while such commits are frequent it looks every
+/// [`SYNC_RESCUE_AFTER`], and if the commit under way has run longer than
+/// that, it spawns an empty task into the runtime. A sleeping worker wakes
+/// for it and then polls for I/O while the other is blocked, so a slow disk
+/// delays the requests on other connections by a millisecond or two, not by
+/// the length of the fsync. After [`SYNC_WATCH_LINGER`] without such a
+/// commit the thread sleeps until the next one wakes it.
+struct SyncWatch {
+    epoch: Instant,
+    /// When the inline commit under way began, in µs since `epoch` plus
+    /// one; 0 when none is under way.
+    started: AtomicU64,
+    /// Inline commits begun, so the watch knows they still happen.
+    begun: AtomicU64,
+    /// The watch sleeps until the next inline commit wakes it.
+    parked: AtomicBool,
+    /// The watch's thread, once started.
+    thread: OnceLock<Option<std::thread::Thread>>,
+}
+
+impl SyncWatch {
+    fn new() -> SyncWatch {
+        SyncWatch {
+            epoch: Instant::now(),
+            started: AtomicU64::new(0),
+            begun: AtomicU64::new(0),
+            parked: AtomicBool::new(false),
+            thread: OnceLock::new(),
+        }
+    }
+
+    fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64 + 1
+    }
+
+    /// Marks an inline commit as under way until the guard is dropped.
+    fn begin<'a>(&'a self, thread: &std::thread::Thread) -> impl Drop + 'a {
+        self.begun.fetch_add(1, Ordering::Relaxed);
+        self.started.store(self.now_us(), Ordering::SeqCst);
+        // Paired with the watch's store of `parked` and load of `started`:
+        // either it sees this commit, or this sees it parked.
+        if self.parked.load(Ordering::SeqCst) {
+            thread.unpark();
+        }
+        Ended(&self.started)
+    }
+}
+
+/// Clears [`SyncWatch::started`] when an inline commit ends.
+struct Ended<'a>(&'a AtomicU64);
+
+impl Drop for Ended<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Release);
+    }
+}
+
+fn watch_loop(shared: &Shared, runtime: tokio::runtime::Handle) {
+    let watch = &shared.watch;
+    let rescue_after_us = SYNC_RESCUE_AFTER.as_micros() as u64;
+    let mut rescued = 0;
+    let mut seen = watch.begun.load(Ordering::Relaxed);
+    let mut quiet_since = Instant::now();
+    while !shared.stop.load(Ordering::Acquire) {
+        std::thread::park_timeout(SYNC_RESCUE_AFTER);
+        let started = watch.started.load(Ordering::Acquire);
+        if started != 0 && started != rescued && watch.now_us() - started >= rescue_after_us {
+            rescued = started;
+            drop(runtime.spawn(async {}));
+        }
+        let begun = watch.begun.load(Ordering::Relaxed);
+        if begun != seen || started != 0 {
+            seen = begun;
+            quiet_since = Instant::now();
+        } else if quiet_since.elapsed() >= SYNC_WATCH_LINGER {
+            watch.parked.store(true, Ordering::SeqCst);
+            if watch.started.load(Ordering::SeqCst) == 0 && !shared.stop.load(Ordering::Acquire) {
+                std::thread::park();
+            }
+            watch.parked.store(false, Ordering::SeqCst);
+            quiet_since = Instant::now();
+        }
     }
 }
 
