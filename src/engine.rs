@@ -875,6 +875,22 @@ mod tests {
             .is_some_and(|line| line.ends_with("(100%)")));
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lone_durable_writer_starts_the_sync_watch_and_shutdown_stops_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _) = Db::open(dir.path(), FsyncPolicy::Always).unwrap();
+        assert!(db.shared.watch.thread.get().is_none(), "started before use");
+        assert_eq!(
+            db.execute(vec![set("a", 1)]).await.unwrap(),
+            [Outcome::Done]
+        );
+        assert!(db.shared.watch.thread.get().is_some_and(Option::is_some));
+        assert_eq!(db.shared.watch.started.load(Ordering::Acquire), 0);
+        assert_eq!(db.shared.threads.lock().len(), 3);
+        db.shutdown().await.unwrap();
+        assert!(db.shared.threads.lock().is_empty(), "every thread joined");
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn a_single_threaded_runtime_commits_inline() {
         let dir = tempfile::tempdir().unwrap();
