@@ -54,7 +54,8 @@ const INLINE_GROUPS: usize = 8;
 /// before committing the next (see [`Shared::gather`]).
 const COMMIT_DELAY: Duration = Duration::from_micros(200);
 /// How long a request's own commit may block its async worker before the
-/// sync watch wakes another worker to poll for I/O (see [`SyncWatch`]).
+/// sync watch wakes another worker to poll for I/O (see [`SyncWatch`]); the
+/// watch looks this often, so the delay is one to two of these.
 const SYNC_RESCUE_AFTER: Duration = Duration::from_millis(1);
 /// How long the sync watch keeps looking after the last inline commit
 /// before it sleeps until the next one.
@@ -290,17 +291,15 @@ impl Db {
             // takes a few more groups first, a few microseconds each, rather
             // than wake a thread. Nothing here awaits, so a cancelled
             // request cannot leave the queue without a leader.
-            match self.shared.syncs.then(|| self.watch_for_inline_commit()) {
-                Some(Some(watch)) => {
-                    let _watched = self.shared.watch.begin(watch);
+            match self.how_to_lead() {
+                Lead::Watched(watch) => {
+                    let _watched = watch.begin();
                     self.shared.commit_next_group();
                 }
-                // Let the runtime move this worker's other tasks to another
-                // thread before the fsync blocks it.
-                Some(None) if on_multi_thread_runtime() => {
+                Lead::MovingOthersAway => {
                     tokio::task::block_in_place(|| self.shared.commit_next_group());
                 }
-                _ => {
+                Lead::Inline => {
                     self.shared.commit_next_group();
                 }
             }
@@ -318,47 +317,37 @@ impl Db {
         answer.await.map_err(|_| DbError::Closed)?
     }
 
-    /// The sync watch's thread (started on first use) if this request
-    /// should commit on its own async worker; `None` if the worker's other
-    /// tasks should be moved away first.
+    /// How a request that leads a commit should run it.
     ///
-    /// Moving them (`block_in_place`) pays off when the runtime is busy with
-    /// many connections, some of which are likely queued behind this
-    /// worker: a durable 90/10 mix at 64 connections runs ~4% faster with
-    /// it. With a handful of tasks there is little to move, and the handover
-    /// costs more CPU than the fsync (one connection: 3.28k against 3.49k
-    /// durable PUTs/s, 180 against 145 µs of CPU each), so the request
-    /// commits in place, the watch standing by in case the disk is slow.
-    fn watch_for_inline_commit(&self) -> Option<&std::thread::Thread> {
-        let runtime = tokio::runtime::Handle::try_current().ok()?;
-        let metrics = runtime.metrics();
-        if runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread
-            || metrics.num_workers() < 2
-            || metrics.num_alive_tasks() > 2 * metrics.num_workers()
-        {
-            return None;
+    /// Moving the worker's other tasks away first (`block_in_place`) pays
+    /// off when the runtime is busy with many connections, some of which are
+    /// likely queued behind this worker: a durable 90/10 mix at 64
+    /// connections runs ~4% faster with it. With a handful of tasks there is
+    /// little to move, and the handover costs more CPU than the fsync (one
+    /// connection: 3261 against 3427 durable PUTs/s, 184 against 157 µs of
+    /// CPU each), so the request commits in place, the watch standing by in
+    /// case the disk is slow (at 2 and 3 connections neither way is
+    /// measurably faster). "A handful" is a rule of thumb: no more tasks
+    /// alive in the runtime than two per worker (idle keep-alive connections
+    /// count too).
+    fn how_to_lead(&self) -> Lead<'_> {
+        if !self.shared.syncs {
+            return Lead::Inline;
         }
-        self.shared
-            .watch
-            .thread
-            .get_or_init(|| {
-                let shared = self.shared.clone();
-                let thread = std::thread::Builder::new()
-                    .name("sync-watch".into())
-                    .spawn(move || abort_on_panic("sync-watch", || watch_loop(&shared, runtime)));
-                match thread {
-                    Ok(handle) => {
-                        let thread = handle.thread().clone();
-                        self.shared.threads.lock().push(handle);
-                        Some(thread)
-                    }
-                    Err(err) => {
-                        tracing::warn!("cannot start the sync watch thread: {err}");
-                        None
-                    }
-                }
-            })
-            .as_ref()
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Lead::Inline;
+        };
+        if runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+            // No other worker to keep going, and block_in_place would panic.
+            return Lead::Inline;
+        }
+        let metrics = runtime.metrics();
+        if metrics.num_workers() >= 2 && metrics.num_alive_tasks() <= 2 * metrics.num_workers() {
+            if let Some(watch) = self.shared.watch.for_runtime(&runtime, &self.shared) {
+                return Lead::Watched(watch);
+            }
+        }
+        Lead::MovingOthersAway
     }
 
     /// Refuses new writes, waits for the queued ones, syncs the log and
@@ -424,18 +413,32 @@ impl ReplayProgress {
     }
 }
 
+/// How a request that leads a commit runs it (see [`Db::how_to_lead`]).
+enum Lead<'a> {
+    /// On its own async worker, the sync watch standing by.
+    Watched(&'a SyncWatch),
+    /// Through `block_in_place`, which first hands the worker's other tasks
+    /// to another thread.
+    MovingOthersAway,
+    /// On the spot: commits do not sync, or no other worker could take over.
+    Inline,
+}
+
 /// Keeps requests on other connections moving while a request commits on
-/// its own async worker (see [`Db::watch_for_inline_commit`]).
+/// its own async worker (see [`Db::how_to_lead`]).
 ///
 /// A worker blocked in an fsync can leave nobody polling for I/O: tokio's
 /// other workers may be asleep, waiting to be told of work. So a thread
 /// watches: while such commits are frequent it looks every
-/// [`SYNC_RESCUE_AFTER`], and if the commit under way has run longer than
-/// that, it spawns an empty task into the runtime. A sleeping worker wakes
-/// for it and then polls for I/O while the other is blocked, so a slow disk
-/// delays the requests on other connections by a millisecond or two, not by
-/// the length of the fsync. After [`SYNC_WATCH_LINGER`] without such a
-/// commit the thread sleeps until the next one wakes it.
+/// [`SYNC_RESCUE_AFTER`], and if the commit under way has run that long, it
+/// spawns an empty task into the runtime. A sleeping worker wakes for it,
+/// takes what it can of the blocked worker's queue, and polls for I/O in
+/// its stead, so a slow disk delays the requests on other connections by
+/// one to two milliseconds, not by the length of the fsync. (One task may
+/// still wait for the whole commit: one the blocked worker had already set
+/// to run next, in tokio's LIFO slot, which no other worker can take.)
+/// After [`SYNC_WATCH_LINGER`] without such a commit the thread sleeps until
+/// the next one wakes it.
 struct SyncWatch {
     epoch: Instant,
     /// When the inline commit under way began, in µs since `epoch` plus
@@ -445,8 +448,10 @@ struct SyncWatch {
     begun: AtomicU64,
     /// The watch sleeps until the next inline commit wakes it.
     parked: AtomicBool,
-    /// The watch's thread, once started.
-    thread: OnceLock<Option<std::thread::Thread>>,
+    /// The watch's thread and the runtime it rescues, once started; `None`
+    /// if the thread could not be started, and commits then go through
+    /// `block_in_place` for good.
+    thread: OnceLock<Option<(std::thread::Thread, tokio::runtime::Id)>>,
 }
 
 impl SyncWatch {
@@ -464,14 +469,48 @@ impl SyncWatch {
         self.epoch.elapsed().as_micros() as u64 + 1
     }
 
+    /// The watch, if its thread runs (started here on first use) and
+    /// rescues `runtime`: a `Db` used from another runtime than the one it
+    /// was first used from gets `None`.
+    fn for_runtime(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        shared: &Arc<Shared>,
+    ) -> Option<&SyncWatch> {
+        let (_, watched) = self
+            .thread
+            .get_or_init(|| {
+                let (watched, rescued) = (shared.clone(), runtime.clone());
+                let thread = std::thread::Builder::new()
+                    .name("sync-watch".into())
+                    .spawn(move || abort_on_panic("sync-watch", || watch_loop(&watched, rescued)));
+                match thread {
+                    Ok(handle) => {
+                        let thread = handle.thread().clone();
+                        shared.threads.lock().push(handle);
+                        Some((thread, runtime.id()))
+                    }
+                    Err(err) => {
+                        tracing::warn!("cannot start the sync watch thread: {err}");
+                        None
+                    }
+                }
+            })
+            .as_ref()?;
+        (*watched == runtime.id()).then_some(self)
+    }
+
     /// Marks an inline commit as under way until the guard is dropped.
-    fn begin<'a>(&'a self, thread: &std::thread::Thread) -> impl Drop + 'a {
+    #[must_use = "the commit is watched only while the guard lives"]
+    fn begin(&self) -> Ended<'_> {
         self.begun.fetch_add(1, Ordering::Relaxed);
         self.started.store(self.now_us(), Ordering::SeqCst);
         // Paired with the watch's store of `parked` and load of `started`:
         // either it sees this commit, or this sees it parked.
         if self.parked.load(Ordering::SeqCst) {
-            thread.unpark();
+            if let Some(Some((thread, _))) = self.thread.get() {
+                thread.unpark();
+            }
         }
         Ended(&self.started)
     }
@@ -495,7 +534,10 @@ fn watch_loop(shared: &Shared, runtime: tokio::runtime::Handle) {
     while !shared.stop.load(Ordering::Acquire) {
         std::thread::park_timeout(SYNC_RESCUE_AFTER);
         let started = watch.started.load(Ordering::Acquire);
-        if started != 0 && started != rescued && watch.now_us() - started >= rescue_after_us {
+        if started != 0
+            && started != rescued
+            && watch.now_us().saturating_sub(started) >= rescue_after_us
+        {
             rescued = started;
             drop(runtime.spawn(async {}));
         }
@@ -587,12 +629,6 @@ impl Shared {
         }
         idle
     }
-}
-
-/// Whether [`tokio::task::block_in_place`] may be called here.
-fn on_multi_thread_runtime() -> bool {
-    tokio::runtime::Handle::try_current()
-        .is_ok_and(|runtime| runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
 fn step_down(commits: &mut Commits) {
@@ -875,19 +911,53 @@ mod tests {
             .is_some_and(|line| line.ends_with("(100%)")));
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_lone_durable_writer_starts_the_sync_watch_and_shutdown_stops_it() {
+    #[test]
+    fn durable_leaders_commit_in_place_only_on_a_quiet_runtime_the_watch_serves() {
+        let runtime = || {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap()
+        };
+        let (first, second) = (runtime(), runtime());
         let dir = tempfile::tempdir().unwrap();
         let (db, _) = Db::open(dir.path(), FsyncPolicy::Always).unwrap();
         assert!(db.shared.watch.thread.get().is_none(), "started before use");
-        assert_eq!(
-            db.execute(vec![set("a", 1)]).await.unwrap(),
-            [Outcome::Done]
-        );
+        let on_a_worker = |rt: &tokio::runtime::Runtime, db: &Db, key: &'static str| {
+            let db = db.clone();
+            rt.block_on(async {
+                tokio::spawn(async move {
+                    let lead = match db.how_to_lead() {
+                        Lead::Watched(_) => "watched",
+                        Lead::MovingOthersAway => "moving others away",
+                        Lead::Inline => "inline",
+                    };
+                    assert_eq!(
+                        db.execute(vec![set(key, 1)]).await.unwrap(),
+                        [Outcome::Done]
+                    );
+                    lead
+                })
+                .await
+                .unwrap()
+            })
+        };
+
+        assert_eq!(on_a_worker(&first, &db, "a"), "watched");
         assert!(db.shared.watch.thread.get().is_some_and(Option::is_some));
         assert_eq!(db.shared.watch.started.load(Ordering::Acquire), 0);
         assert_eq!(db.shared.threads.lock().len(), 3);
-        db.shutdown().await.unwrap();
+        // A busy runtime: the worker's other tasks are moved away first.
+        let idle: Vec<_> = (0..8)
+            .map(|_| first.spawn(std::future::pending::<()>()))
+            .collect();
+        assert_eq!(on_a_worker(&first, &db, "b"), "moving others away");
+        idle.iter().for_each(tokio::task::JoinHandle::abort);
+        // Another runtime than the one the watch rescues.
+        assert_eq!(on_a_worker(&second, &db, "c"), "moving others away");
+
+        first.block_on(db.shutdown()).unwrap();
         assert!(db.shared.threads.lock().is_empty(), "every thread joined");
     }
 
