@@ -812,18 +812,8 @@ fn sweep_loop(shared: &Shared) {
         }
         tracing::debug!("swept {swept} expired keys");
         if swept >= 4 * SWEEP_CHUNK {
-            give_memory_back();
+            crate::alloc::give_memory_back();
         }
-    }
-}
-
-/// Asks the allocator to return freed pages after a large sweep, so that the
-/// memory of expired keys shows up as given back, not merely reusable.
-fn give_memory_back() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free heap pages; it has no preconditions.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 

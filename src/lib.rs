@@ -1,6 +1,7 @@
 //! kvctl: a durable HTTP/JSON key-value store and the tool to drive it.
 //!
 //! # Layout
+//! - [`alloc`]: the process's allocator (jemalloc) and giving memory back.
 //! - [`value`]: canonical stored values (compact JSON) and their counted size.
 //! - [`ttl`]: wall-clock time, ttl validation and deadline arithmetic.
 //! - [`wal`]: the log file: line codec, replay with torn-tail repair, the
@@ -18,6 +19,7 @@
 //!
 //! Data flows one way: request → [`api`] → [`engine`] → [`wal`] → [`store`].
 
+pub mod alloc;
 pub mod api;
 pub mod bench;
 pub mod cli;
