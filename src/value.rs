@@ -70,10 +70,10 @@ impl StoredValue {
     /// Size as `/stats` counts it: UTF-8 bytes for strings, compact JSON length otherwise.
     ///
     /// Worked out from the text's length and the rule kept beside it, so
-    /// replacing a value reads only the first bytes of the old one (a cache
-    /// miss that freeing it pays anyway); only a string with escapes is
-    /// decoded, and sizes are needed only when a value enters or leaves the
-    /// store.
+    /// replacing a value reads only the first bytes of the old one (one
+    /// cache miss, not one per cache line of its text); only a string with
+    /// escapes is decoded, and sizes are needed only when a value enters or
+    /// leaves the store.
     pub fn size(&self) -> u64 {
         let (len, rule, _) = self.json.header();
         match rule {
@@ -139,7 +139,7 @@ impl SizeRule {
 /// The header is `len << 2 | size rule` as a LEB128 varint: one byte below
 /// 32 bytes of text, two below 4 KiB, so a typical value's block is no
 /// larger than its text plus a terminator would be, and a 100-byte value
-/// still fits the allocator's 112-byte chunk.
+/// (102 bytes of JSON, a 2-byte header) still takes a 112-byte block.
 struct ThinJson(NonNull<u8>);
 
 // SAFETY: ThinJson owns its block exclusively and never mutates it after
