@@ -58,8 +58,10 @@ const COMMIT_DELAY: Duration = Duration::from_micros(200);
 /// watch looks this often, so the delay is one to two of these.
 const SYNC_RESCUE_AFTER: Duration = Duration::from_millis(1);
 /// How long the sync watch keeps looking after the last inline commit
-/// before it sleeps until the next one.
-const SYNC_WATCH_LINGER: Duration = Duration::from_secs(1);
+/// before it sleeps until the next one wakes it (one `unpark`). Short, so a
+/// trickle of writes costs a few looks each rather than a thousand a second;
+/// from ~100 commits a second on, the watch just keeps looking.
+const SYNC_WATCH_LINGER: Duration = Duration::from_millis(10);
 /// Records applied before the writer lets readers in between two jobs.
 const APPLY_RECORDS_PER_LOCK: usize = 256;
 /// How often a long replay says how far it has got.
