@@ -224,28 +224,18 @@ impl Db {
             threads: Mutex::new(Vec::new()),
             watch: SyncWatch::new(),
         });
-        let spawn = |name: &'static str, body: fn(&Shared)| {
-            let shared = shared.clone();
-            std::thread::Builder::new()
-                .name(name.into())
-                .spawn(move || abort_on_panic(name, || body(&shared)))
+        let start = |name, body: fn(&Shared)| {
+            shared
+                .start_thread(name, body)
                 .map_err(|source| WalError::Io {
                     context: "cannot start a thread for",
                     path: dir.to_path_buf(),
                     source,
                 })
         };
-        let writer = spawn("wal-writer", writer_loop)?;
-        let sweeper = spawn("expiry-sweeper", sweep_loop)?;
-        let writer_thread = writer.thread().clone();
-        shared.threads.lock().extend([writer, sweeper]);
-        Ok((
-            Db {
-                shared,
-                writer: writer_thread,
-            },
-            report,
-        ))
+        let writer = start("wal-writer", writer_loop)?;
+        start("expiry-sweeper", sweep_loop)?;
+        Ok((Db { shared, writer }, report))
     }
 
     /// Runs `f` on the store under its read lock, with the current time.
@@ -345,7 +335,7 @@ impl Db {
         }
         let metrics = runtime.metrics();
         if metrics.num_workers() >= 2 && metrics.num_alive_tasks() <= 2 * metrics.num_workers() {
-            if let Some(watch) = self.shared.watch.for_runtime(&runtime, &self.shared) {
+            if let Some(watch) = self.shared.sync_watch_for(&runtime) {
                 return Lead::Watched(watch);
             }
         }
@@ -471,37 +461,6 @@ impl SyncWatch {
         self.epoch.elapsed().as_micros() as u64 + 1
     }
 
-    /// The watch, if its thread runs (started here on first use) and
-    /// rescues `runtime`: a `Db` used from another runtime than the one it
-    /// was first used from gets `None`.
-    fn for_runtime(
-        &self,
-        runtime: &tokio::runtime::Handle,
-        shared: &Arc<Shared>,
-    ) -> Option<&SyncWatch> {
-        let (_, watched) = self
-            .thread
-            .get_or_init(|| {
-                let (watched, rescued) = (shared.clone(), runtime.clone());
-                let thread = std::thread::Builder::new()
-                    .name("sync-watch".into())
-                    .spawn(move || abort_on_panic("sync-watch", || watch_loop(&watched, rescued)));
-                match thread {
-                    Ok(handle) => {
-                        let thread = handle.thread().clone();
-                        shared.threads.lock().push(handle);
-                        Some((thread, runtime.id()))
-                    }
-                    Err(err) => {
-                        tracing::warn!("cannot start the sync watch thread: {err}");
-                        None
-                    }
-                }
-            })
-            .as_ref()?;
-        (*watched == runtime.id()).then_some(self)
-    }
-
     /// Marks an inline commit as under way until the guard is dropped.
     #[must_use = "the commit is watched only while the guard lives"]
     fn begin(&self) -> Ended<'_> {
@@ -582,6 +541,43 @@ fn writer_loop(shared: &Shared) {
 }
 
 impl Shared {
+    /// Starts one of the threads the store cannot live without (see
+    /// [`abort_on_panic`]); shutdown joins it.
+    fn start_thread(
+        self: &Arc<Self>,
+        name: &'static str,
+        body: impl FnOnce(&Shared) + Send + 'static,
+    ) -> io::Result<std::thread::Thread> {
+        let shared = self.clone();
+        let handle = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || abort_on_panic(name, || body(&shared)))?;
+        let thread = handle.thread().clone();
+        self.threads.lock().push(handle);
+        Ok(thread)
+    }
+
+    /// The sync watch, if its thread runs (started here on first use) and
+    /// rescues `runtime`: a `Db` used from another runtime than the one it
+    /// was first used from gets `None`.
+    fn sync_watch_for(self: &Arc<Self>, runtime: &tokio::runtime::Handle) -> Option<&SyncWatch> {
+        let (_, watched) = self
+            .watch
+            .thread
+            .get_or_init(|| {
+                let rescued = runtime.clone();
+                match self.start_thread("sync-watch", move |shared| watch_loop(shared, rescued)) {
+                    Ok(thread) => Some((thread, runtime.id())),
+                    Err(err) => {
+                        tracing::warn!("cannot start the sync watch thread: {err}");
+                        None
+                    }
+                }
+            })
+            .as_ref()?;
+        (*watched == runtime.id()).then_some(&self.watch)
+    }
+
     /// Waits up to [`COMMIT_DELAY`] for `expected` writes to be queued, so
     /// that the writers of the last group, coming back, share the next fsync
     /// instead of each paying for another (PostgreSQL's commit_delay, with
