@@ -1,5 +1,5 @@
-//! Micro-benchmarks of the pure paths: the WAL codec, replay, and the
-//! store's get, put, prefix listing and expiry sweep.
+//! Micro-benchmarks of the pure paths: the WAL codec, replay, and the local
+//! engine's map: get, put, prefix listing and expiry sweep.
 //!
 //! Run with `cargo bench --bench core`.
 
@@ -10,7 +10,8 @@ use std::path::Path;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use serde_json::json;
 
-use kvctl::store::{Loader, Store};
+use kvctl::local::loader::Loader;
+use kvctl::local::map::{Entry, Map};
 use kvctl::value::{Key, StoredValue};
 use kvctl::wal::{replay, LogValue, Op, Record};
 
@@ -36,7 +37,7 @@ fn set(n: u64, ttl: Option<u64>) -> Record {
     }
 }
 
-fn store_with(keys: u64) -> Store {
+fn store_with(keys: u64) -> Map {
     let mut loader = Loader::new(NOW);
     for n in 0..keys {
         loader.apply(set(n, None));
@@ -93,7 +94,7 @@ fn replay_log(c: &mut Criterion) {
 }
 
 fn store_paths(c: &mut Criterion) {
-    let mut group = c.benchmark_group("store");
+    let mut group = c.benchmark_group("map");
     let store = store_with(100_000);
     let mut rng = fastrand::Rng::with_seed(1);
     group.bench_function("get hit, 100k keys", |b| {
@@ -106,8 +107,8 @@ fn store_paths(c: &mut Criterion) {
     group.bench_function("overwrite, 100k keys", |b| {
         let mut store = store_with(100_000);
         b.iter_batched(
-            || set(rng.u64(0..100_000), None),
-            |record| store.apply(record, NOW),
+            || (key(rng.u64(0..100_000)), Entry::new(value(), None)),
+            |(key, entry)| store.insert(key, entry),
             BatchSize::SmallInput,
         )
     });
@@ -121,9 +122,9 @@ fn store_paths(c: &mut Criterion) {
     group.bench_function("sweep 10k expired keys", |b| {
         b.iter_batched(
             || {
-                let mut store = Store::new();
+                let mut store = Map::new();
                 for n in 0..10_000 {
-                    store.apply(set(n, Some(1)), NOW);
+                    store.insert(key(n), Entry::new(value(), Some(NOW + 1_000)));
                 }
                 store
             },

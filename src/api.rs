@@ -10,7 +10,7 @@ use percent_encoding::percent_decode_str;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::engine::{Command, Outcome};
+use crate::storage::{Command, Outcome};
 use crate::ttl::{parse_ttl, InvalidTtl};
 use crate::value::{Key, StoredValue};
 

@@ -343,3 +343,28 @@ log and exits 0.";
 fn positive() -> clap::builder::RangedU64ValueParser<usize> {
     clap::builder::RangedU64ValueParser::new().range(1..)
 }
+
+/// `--fsync`'s values; the policy itself is the log's, which knows nothing
+/// of the command line.
+impl clap::ValueEnum for FsyncPolicy {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            FsyncPolicy::Always,
+            FsyncPolicy::Interval,
+            FsyncPolicy::Never,
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        use clap::builder::PossibleValue;
+        Some(match self {
+            FsyncPolicy::Always => PossibleValue::new("always").help(
+                "fdatasync before every acknowledgement; concurrent writers share one (group commit)",
+            ),
+            FsyncPolicy::Interval => PossibleValue::new("interval")
+                .help("fdatasync once a second: a machine crash can lose up to the last second"),
+            FsyncPolicy::Never => PossibleValue::new("never")
+                .help("leave flushing to the OS: a machine crash can lose recent writes"),
+        })
+    }
+}

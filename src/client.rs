@@ -10,7 +10,7 @@ use hyper_util::rt::TokioExecutor;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
 
-use crate::store::Stats;
+use crate::storage::Stats;
 
 /// Characters left as they are in a key: RFC 3986's unreserved set.
 const KEY_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC

@@ -11,12 +11,10 @@ use super::{runtime, CliError};
 use crate::api::{self, Limits};
 use crate::cli::{BatchArgs, KeyArgs, LsArgs, OutputFormat, PutArgs, StatsArgs, Target};
 use crate::client::Client;
-use crate::engine::{Command, Db, Outcome};
+use crate::local::{Engine, Snapshot};
 use crate::output::{emit, emit_line, resolve, table};
-use crate::store::{Stats, Store};
-use crate::ttl::now_ms;
+use crate::storage::{Command, Outcome, Stats, Storage, StorageError};
 use crate::value::StoredValue;
-use crate::wal::analyze::load_store;
 use crate::wal::FsyncPolicy;
 
 /// Where a command's data lives.
@@ -33,33 +31,32 @@ impl Backend {
         })
     }
 
-    /// Runs reads against a snapshot of the directory's log.
-    fn read_dir<R>(dir: &Path, f: impl FnOnce(&Store, u64) -> R) -> Result<R, CliError> {
+    /// Reads from a snapshot of the directory's log, taken without its lock.
+    fn read_dir<R, F: std::future::Future<Output = Result<R, StorageError>>>(
+        dir: &Path,
+        read: impl FnOnce(Snapshot) -> F,
+    ) -> Result<R, CliError> {
         if !dir.is_dir() {
             return Err(CliError::Local(anyhow::anyhow!(
                 "no data directory at {}",
                 dir.display()
             )));
         }
-        let now = now_ms();
-        // A directory without a log yet is an empty store, as a server would see it.
-        let store = if dir.join(crate::wal::WAL_FILE).exists() {
-            load_store(dir, now)?.0
-        } else {
-            Store::new()
-        };
-        Ok(f(&store, now))
+        let (snapshot, _) = Snapshot::load(dir)?;
+        Ok(runtime()?
+            .block_on(read(snapshot))
+            .context("the read failed")?)
     }
 
     /// Carries out writes on the directory through the same engine a server
     /// uses, which needs the directory's lock.
     fn write_dir(dir: &Path, commands: Vec<Command>) -> Result<Vec<Outcome>, CliError> {
-        let (db, _) = Db::open(dir, FsyncPolicy::Always).with_context(|| {
+        let (engine, _) = Engine::open(dir, FsyncPolicy::Always).with_context(|| {
             "writing to a data directory needs it free: stop its server, or write through the server with --server"
         })?;
         runtime()?.block_on(async move {
-            let outcomes = db.execute(commands).await;
-            let synced = db.shutdown().await;
+            let outcomes = engine.execute(commands).await;
+            let synced = engine.shutdown().await;
             let outcomes = outcomes.context("the write failed")?;
             synced.context("cannot sync the log")?;
             Ok(outcomes)
@@ -73,9 +70,18 @@ pub fn get(args: KeyArgs) -> Result<(), CliError> {
         Backend::Server(client) => runtime()?.block_on(client.get(&args.key))?,
         Backend::Dir(dir) => {
             api::check_key(&args.key, &Limits::default())?;
-            Backend::read_dir(&dir, |store, now| {
-                store.get(&args.key, now).map(StoredValue::to_value)
-            })?
+            let key = &args.key;
+            let json = Backend::read_dir(&dir, |snapshot| async move {
+                match snapshot.get(key).await {
+                    Err(StorageError::NotFound) => Ok(None),
+                    found => found.map(Some),
+                }
+            })?;
+            json.map(|json| {
+                StoredValue::from_json_text(&json)
+                    .expect("stored JSON is valid")
+                    .to_value()
+            })
         }
     };
     let value = value.ok_or_else(|| CliError::KeyNotFound(args.key.clone()))?;
@@ -166,12 +172,12 @@ pub fn rm(args: KeyArgs) -> Result<(), CliError> {
 pub fn ls(args: LsArgs) -> Result<(), CliError> {
     let keys = match Backend::of(&args.target)? {
         Backend::Server(client) => runtime()?.block_on(client.list(&args.prefix))?,
-        Backend::Dir(dir) => Backend::read_dir(&dir, |store, now| {
-            store
-                .keys_with_prefix(&args.prefix, now)
-                .map(str::to_owned)
-                .collect()
-        })?,
+        Backend::Dir(dir) => {
+            let prefix = &args.prefix;
+            let keys =
+                Backend::read_dir(&dir, |snapshot| async move { snapshot.list(prefix).await })?;
+            keys.into_iter().map(String::from).collect()
+        }
     };
     match resolve(args.output.output) {
         OutputFormat::Json => emit_line(&json!({ "keys": keys }).to_string())?,
@@ -198,7 +204,9 @@ pub fn ls(args: LsArgs) -> Result<(), CliError> {
 pub fn stats(args: StatsArgs) -> Result<(), CliError> {
     let stats: Stats = match Backend::of(&args.target)? {
         Backend::Server(client) => runtime()?.block_on(client.stats())?,
-        Backend::Dir(dir) => Backend::read_dir(&dir, |store, now| store.stats(now))?,
+        Backend::Dir(dir) => {
+            Backend::read_dir(&dir, |snapshot| async move { snapshot.stats().await })?
+        }
     };
     match resolve(args.output.output) {
         OutputFormat::Json => emit_line(&serde_json::to_string(&stats).expect("stats serialise"))?,

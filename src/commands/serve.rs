@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use anyhow::Context;
 
 use crate::cli::ServeArgs;
-use crate::engine::Db;
+use crate::local::Engine;
 use crate::server;
 use crate::wal::{ScanError, WalError};
 
@@ -24,7 +24,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let stop = shutdown_signal()?;
     let data_dir = args.data_dir.clone();
     let fsync = args.fsync;
-    let opened = tokio::task::spawn_blocking(move || Db::open(&data_dir, fsync))
+    let opened = tokio::task::spawn_blocking(move || Engine::open(&data_dir, fsync))
         .await
         .context("opening the data directory panicked")?;
     let (db, report) = match opened {

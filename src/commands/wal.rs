@@ -7,17 +7,17 @@ use serde_json::json;
 
 use super::CliError;
 use crate::cli::{CompactArgs, InspectArgs, OutputFormat, RepairArgs};
+use crate::maintenance::{self, RepairReport, RewriteError, Summary};
 use crate::output::{
     byte_progress, bytes_with_human, emit, emit_line, format_timestamp, resolve, table,
 };
 use crate::ttl::now_ms;
-use crate::wal::analyze::{self, RepairReport, RewriteError, Summary};
-use crate::wal::{LinePos, Op, Record};
+use crate::wal::{open_read_only, LinePos, Op, Record};
 
 /// `kvctl wal inspect`.
 pub fn inspect(args: InspectArgs) -> Result<(), CliError> {
     let dir = &args.dir.data_dir;
-    let (file, path) = analyze::open_read_only(dir)?;
+    let (file, path) = open_read_only(dir)?;
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let bar = byte_progress(len, "reading");
     let wanted = |record: &Record| match (&args.key, &args.prefix) {
@@ -27,7 +27,7 @@ pub fn inspect(args: InspectArgs) -> Result<(), CliError> {
     };
     let limit = args.limit.unwrap_or(usize::MAX);
     let mut listed: Vec<(Record, LinePos)> = Vec::new();
-    let (summary, _, corrupt) = analyze::analyze(
+    let (summary, _, corrupt) = maintenance::analyze(
         file,
         &path,
         now_ms(),
@@ -205,7 +205,7 @@ pub fn compact(args: CompactArgs) -> Result<(), CliError> {
         .map(|m| m.len())
         .unwrap_or(0);
     let bar = byte_progress(len, "compacting");
-    let report = analyze::compact(dir, now_ms(), |offset| bar.set_position(offset))
+    let report = maintenance::compact(dir, now_ms(), |offset| bar.set_position(offset))
         .map_err(|e| rewrite_error(dir, e))?;
     bar.finish_and_clear();
     match resolve(args.output.output) {
@@ -239,7 +239,7 @@ pub fn compact(args: CompactArgs) -> Result<(), CliError> {
 /// `kvctl wal repair`.
 pub fn repair(args: RepairArgs) -> Result<(), CliError> {
     let dir = &args.dir.data_dir;
-    let report = analyze::repair(dir, now_ms()).map_err(|e| rewrite_error(dir, e))?;
+    let report = maintenance::repair(dir, now_ms()).map_err(|e| rewrite_error(dir, e))?;
     let text = match report {
         RepairReport::Clean => "the log is clean; nothing to repair".to_owned(),
         RepairReport::TornTailCut { tail } => format!("cut off a {tail}"),

@@ -4,7 +4,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::api::RequestError;
-use crate::engine::DbError;
+use crate::storage::StorageError;
 
 use super::json_response;
 
@@ -14,9 +14,9 @@ pub enum ApiError {
     /// The request is malformed or over a limit.
     #[error(transparent)]
     Request(#[from] RequestError),
-    /// The store could not carry out the write.
+    /// The backend did not carry out the request.
     #[error(transparent)]
-    Db(#[from] DbError),
+    Storage(#[from] StorageError),
     /// The key is absent or expired.
     #[error("key not found")]
     KeyNotFound,
@@ -36,8 +36,15 @@ impl ApiError {
                 RequestError::BodyTooLarge { .. } | RequestError::TooManyOperations { .. },
             ) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Request(_) => StatusCode::BAD_REQUEST,
-            ApiError::Db(DbError::WalWrite(_)) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::Db(DbError::Closed) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Storage(err) => match err {
+                StorageError::NotFound => StatusCode::NOT_FOUND,
+                StorageError::Rejected(_) => StatusCode::BAD_REQUEST,
+                StorageError::Conflict(_) => StatusCode::CONFLICT,
+                StorageError::Unavailable(_) | StorageError::Timeout(_) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                StorageError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
             ApiError::KeyNotFound | ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
         }

@@ -1,9 +1,9 @@
 //! The HTTP layer: routes, thin handlers, and a server with graceful shutdown.
 //!
-//! Handlers only translate between HTTP and the engine: they validate with
-//! [`crate::api`], call [`Db`], and render bodies. Bodies are written by hand
-//! where that avoids re-serialising stored JSON; every one of them is exactly
-//! the contract's shape.
+//! Handlers only translate between HTTP and storage: they validate with
+//! [`crate::api`], call a [`Storage`] backend, and render bodies. Bodies are
+//! written by hand where that avoids re-serialising stored JSON; every one
+//! of them is exactly the contract's shape.
 
 mod error;
 
@@ -26,40 +26,47 @@ use tokio::net::TcpListener;
 pub use error::ApiError;
 
 use crate::api::{self, Limits, RequestError};
-use crate::engine::{Command, Db, Outcome};
+use crate::storage::{Command, Outcome, Storage};
 
 /// How long shutdown waits for requests in flight before giving up on them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
-struct AppState {
-    db: Db,
+struct AppState<S> {
+    storage: S,
     limits: Limits,
 }
 
-/// The router of the whole API.
-pub fn app(db: Db, limits: Limits) -> Router {
-    let state = AppState { db, limits };
+/// The router of the whole API, over `storage`.
+pub fn app<S: Storage>(storage: S, limits: Limits) -> Router {
+    let state = AppState { storage, limits };
     Router::new()
-        .route("/stats", get(stats))
-        .route("/kv", get(list))
+        .route("/stats", get(stats::<S>))
+        .route("/kv", get(list::<S>))
         .route("/kv/", get(empty_key).put(empty_key).delete(empty_key))
         .route(
             "/kv/batch",
-            post(batch).get(get_key).put(put_key).delete(delete_key),
+            post(batch::<S>)
+                .get(get_key::<S>)
+                .put(put_key::<S>)
+                .delete(delete_key::<S>),
         )
-        .route("/kv/{*key}", get(get_key).put(put_key).delete(delete_key))
+        .route(
+            "/kv/{*key}",
+            get(get_key::<S>).put(put_key::<S>).delete(delete_key::<S>),
+        )
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .with_state(state)
 }
 
-/// Serves `db` on `listener` until `shutdown` resolves, then drains requests
-/// in flight (for at most `DRAIN_TIMEOUT`) and flushes the log.
-pub async fn serve(
+/// Serves `storage` on `listener` until `shutdown` resolves, then drains
+/// requests in flight (for at most `DRAIN_TIMEOUT`) and shuts the storage
+/// down, which makes every acknowledged write durable.
+pub async fn serve<S: Storage>(
     listener: TcpListener,
-    db: Db,
+    storage: S,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
@@ -71,7 +78,7 @@ pub async fn serve(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let server = axum::serve(listener, app(db.clone(), limits)).with_graceful_shutdown(signal);
+    let server = axum::serve(listener, app(storage.clone(), limits)).with_graceful_shutdown(signal);
     let drain_deadline = async move {
         let _ = stopping_rx.wait_for(|stopping| *stopping).await;
         tokio::time::sleep(DRAIN_TIMEOUT).await;
@@ -82,7 +89,7 @@ pub async fn serve(
             tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; stopping anyway");
         }
     }
-    db.shutdown().await
+    storage.shutdown().await.map_err(io::Error::other)
 }
 
 /// Binds `addr`, naming the address in the error.
@@ -125,15 +132,18 @@ fn body_of(body: Result<Bytes, BytesRejection>, limits: &Limits) -> Result<Bytes
     })
 }
 
-async fn stats(State(state): State<AppState>) -> Response {
-    let stats = state.db.read(|store, now| store.stats(now));
-    ok(format!(
+async fn stats<S: Storage>(State(state): State<AppState<S>>) -> Result<Response, ApiError> {
+    let stats = state.storage.stats().await?;
+    Ok(ok(format!(
         r#"{{"keys":{},"size_bytes":{}}}"#,
         stats.keys, stats.size_bytes
-    ))
+    )))
 }
 
-async fn list(State(state): State<AppState>, uri: Uri) -> Response {
+async fn list<S: Storage>(
+    State(state): State<AppState<S>>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
     let prefix = uri
         .query()
         .and_then(|q| {
@@ -142,36 +152,30 @@ async fn list(State(state): State<AppState>, uri: Uri) -> Response {
                 .map(|(_, value)| value.into_owned())
         })
         .unwrap_or_default();
-    let body = state.db.read(|store, now| {
-        let mut body = Vec::with_capacity(64);
-        body.extend_from_slice(br#"{"keys":["#);
-        for (i, key) in store.keys_with_prefix(&prefix, now).enumerate() {
-            if i > 0 {
-                body.push(b',');
-            }
-            serde_json::to_writer(&mut body, key).expect("writing to a Vec cannot fail");
+    let keys = state.storage.list(&prefix).await?;
+    let mut body = Vec::with_capacity(16 + keys.iter().map(|k| k.len() + 3).sum::<usize>());
+    body.extend_from_slice(br#"{"keys":["#);
+    for (i, key) in keys.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
         }
-        body.extend_from_slice(b"]}");
-        body
-    });
-    ok(String::from_utf8(body).expect("JSON of strings is UTF-8"))
+        serde_json::to_writer(&mut body, key.as_str()).expect("writing to a Vec cannot fail");
+    }
+    body.extend_from_slice(b"]}");
+    Ok(ok(body))
 }
 
-async fn get_key(State(state): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+async fn get_key<S: Storage>(
+    State(state): State<AppState<S>>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
     let key = key_of(&uri, &state.limits)?;
-    state
-        .db
-        .read(|store, now| {
-            store
-                .get(&key, now)
-                .map(|value| format!(r#"{{"value":{}}}"#, value.json()))
-        })
-        .map(ok)
-        .ok_or(ApiError::KeyNotFound)
+    let value = state.storage.get(&key).await?;
+    Ok(ok(format!(r#"{{"value":{value}}}"#)))
 }
 
-async fn put_key(
-    State(state): State<AppState>,
+async fn put_key<S: Storage>(
+    State(state): State<AppState<S>>,
     uri: Uri,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -188,27 +192,30 @@ async fn put_key(
     // waiting for the commit, or the connection, polling for its next request
     // meanwhile, has to allocate a new one.
     drop(uri);
-    state.db.execute(vec![set]).await?;
+    state.storage.execute(vec![set]).await?;
     Ok(ok(SUCCESS))
 }
 
-async fn delete_key(State(state): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+async fn delete_key<S: Storage>(
+    State(state): State<AppState<S>>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
     let key = key_of(&uri, &state.limits)?.as_ref().into();
     drop(uri); // see put_key
-    match state.db.execute(vec![Command::Delete { key }]).await?[..] {
+    match state.storage.execute(vec![Command::Delete { key }]).await?[..] {
         [Outcome::Done] => Ok(ok(SUCCESS)),
         _ => Err(ApiError::KeyNotFound),
     }
 }
 
-async fn batch(
-    State(state): State<AppState>,
+async fn batch<S: Storage>(
+    State(state): State<AppState<S>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body_of(body, &state.limits)?;
     let commands = api::parse_batch(&body, &state.limits)?;
     drop(body); // see put_key
-    let outcomes = state.db.execute(commands).await?;
+    let outcomes = state.storage.execute(commands).await?;
     Ok(ok(api::render_results(&outcomes)))
 }
 

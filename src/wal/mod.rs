@@ -5,7 +5,6 @@
 //! data directory; offline tools (`kvctl wal compact`, offline `put`) take
 //! the same lock.
 
-pub mod analyze;
 pub mod record;
 pub mod replay;
 
@@ -24,7 +23,7 @@ pub use replay::{CorruptLog, LinePos, Scan, ScanError, TornTail};
 pub const WAL_FILE: &str = "wal.log";
 
 /// When appended records are forced to disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FsyncPolicy {
     /// fdatasync before every acknowledgement; concurrent writers share one (group commit).
     Always,
@@ -84,6 +83,17 @@ pub enum WalError {
         /// The I/O error.
         source: io::Error,
     },
+}
+
+/// Opens `<dir>/wal.log` for reading only: no lock, no repair, so it works
+/// beside a running server.
+pub fn open_read_only(dir: &Path) -> Result<(File, PathBuf), WalError> {
+    let path = dir.join(WAL_FILE);
+    let file = File::open(&path).map_err(|source| WalError::Open {
+        path: path.clone(),
+        source,
+    })?;
+    Ok((file, path))
 }
 
 /// An exclusively locked log file. The lock lasts as long as the value.

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use kvctl::store::Entry;
-use kvctl::wal::analyze::load_store;
+use kvctl::local::map::Entry;
+use kvctl::local::Snapshot;
 
 use crate::support::{kvctl, stderr_of, Server};
 
@@ -50,8 +50,9 @@ fn busy_log(now_s: u64) -> String {
 }
 
 fn state(dir: &Path, now_ms: u64) -> Vec<(String, Entry)> {
-    let (store, _) = load_store(dir, now_ms).unwrap();
-    store
+    let (snapshot, _) = Snapshot::load_at(dir, now_ms).unwrap();
+    snapshot
+        .map()
         .entries_with_prefix("", now_ms)
         .map(|(k, e)| (k.to_owned(), e.clone()))
         .collect()

@@ -1,46 +1,15 @@
-//! Reading a log offline: its live state, a summary of what it holds, and
-//! the compaction and repair that rewrite it.
+//! Offline maintenance of a data directory's log: a summary of what it
+//! holds (`kvctl wal inspect`), and the compaction and repair that rewrite
+//! it (`kvctl wal compact|repair`), each under the directory's lock.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::replay::{self, CorruptLog, LinePos, Scan, ScanError, TornTail};
-use super::{sync_dir, LockedLog, LogValue, Op, Record, WalError, WAL_FILE};
-use crate::store::{Loader, Store};
 use crate::ttl::has_expired;
-
-/// Opens `<dir>/wal.log` for reading only: no lock, no repair, so it works
-/// beside a running server.
-pub fn open_read_only(dir: &Path) -> Result<(File, PathBuf), WalError> {
-    let path = dir.join(WAL_FILE);
-    let file = File::open(&path).map_err(|source| WalError::Open {
-        path: path.clone(),
-        source,
-    })?;
-    Ok((file, path))
-}
-
-/// Replays a data directory's log into a fresh store without touching the
-/// file. A torn tail (possibly a write in progress) is left out, as a server
-/// would leave it out.
-pub fn load_store(dir: &Path, now_ms: u64) -> Result<(Store, Scan), WalError> {
-    let (file, path) = open_read_only(dir)?;
-    let mut loader = Loader::new(now_ms);
-    let scan = replay::scan(
-        BufReader::with_capacity(1 << 20, &file),
-        &path,
-        |record: Record<LogValue>, _| loader.apply(record),
-        |_| {},
-    )?;
-    let store = loader.finish(&file).map_err(|source| WalError::Io {
-        context: "cannot read",
-        path: path.clone(),
-        source,
-    })?;
-    Ok((store, scan))
-}
+use crate::wal::replay::{self, CorruptLog, LinePos, ScanError, TornTail};
+use crate::wal::{sync_dir, LockedLog, Op, Record, WalError, WAL_FILE};
 
 /// The last `set` of every key that ends the log set, expired or not, with
 /// its batch mark dropped: each is exactly its line in a compacted log.

@@ -1,250 +1,34 @@
-//! The in-memory state: an ordered map of live values and its expiry index.
+//! Replay: building the local engine's map from a log, fast.
 //!
-//! The map is a `BTreeMap`, so listing a prefix is a range scan in byte
-//! order. Keys with a ttl are also in an index ordered by deadline, which
-//! lets the sweeper remove exactly what has expired and lets `stats` discount
-//! expired-but-not-yet-swept keys without walking the map. Every method takes
-//! `now` so the arithmetic is testable without a clock.
+//! A log overwrites and deletes keys in no useful order; applying it to the
+//! ordered map directly pays a tree descent per record. The [`Loader`]
+//! applies records to hash tables instead and builds the ordered map once at
+//! the end from sorted entries, which also leaves its nodes full. How it
+//! keeps replay fast, each measured in `bench/results/`:
+//! - keys are split over two tables, each fed by a thread of its own, so
+//!   probing them is not all on the thread that reads the log;
+//! - values may stay in the log ([`LogValue::InLog`]): most are replaced
+//!   before its end, and only the ones left are read back, in file order;
+//! - replaced values are freed on a helper thread (`graveyard`);
+//! - the tables live on transparent huge pages (`huge_pages`).
 
-use std::alloc::Layout;
-use std::collections::{BTreeMap, BTreeSet};
+mod graveyard;
+mod huge_pages;
+
 use std::fs::File;
 use std::io;
-use std::num::NonZeroU64;
-use std::ops::Bound;
-use std::ptr::NonNull;
+use std::time::{Duration, Instant};
 
 use rustc_hash::FxBuildHasher;
 
-use crate::ttl::has_expired;
-use crate::value::{Key, StoredValue};
-use crate::wal::{LocatedValues, LogValue, Op, Record};
+use self::graveyard::Graveyard;
+use self::huge_pages::HugePages;
+use super::leaves;
+use super::map::{Entry, Map};
+use crate::value::Key;
+use crate::wal::{LocatedValues, LogValue, Record};
 
-/// A stored value and when it expires: 24 bytes beside its key.
-///
-/// While a log is replayed the value may still be in the log
-/// (`Entry<LogValue>`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry<V = StoredValue> {
-    /// The value.
-    pub value: V,
-    deadline: Option<NonZeroU64>,
-}
-
-impl<V> Entry<V> {
-    /// An entry expiring at `deadline_ms`, if given.
-    pub fn new(value: V, deadline_ms: Option<u64>) -> Entry<V> {
-        Entry {
-            value,
-            // A deadline of 0 has passed for any clock; 1 ms is as good.
-            deadline: deadline_ms.map(|d| NonZeroU64::new(d.max(1)).expect("at least 1")),
-        }
-    }
-
-    /// Wall-clock deadline in milliseconds, if the key has a ttl.
-    pub fn deadline_ms(&self) -> Option<u64> {
-        self.deadline.map(NonZeroU64::get)
-    }
-
-    fn is_live(&self, now_ms: u64) -> bool {
-        self.deadline_ms().is_none_or(|d| !has_expired(d, now_ms))
-    }
-}
-
-/// What `/stats` reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
-pub struct Stats {
-    /// Live keys.
-    pub keys: u64,
-    /// Sum of the live values' sizes.
-    pub size_bytes: u64,
-}
-
-/// The key-value state with its expiry index and counters.
-#[derive(Debug, Default)]
-pub struct Store {
-    map: BTreeMap<Key, Entry>,
-    /// `(deadline, key)` for every key that has a deadline.
-    expiry: BTreeSet<(u64, Key)>,
-    /// Sum of sizes of every entry in `map`, expired or not.
-    size_bytes: u64,
-}
-
-impl Store {
-    /// An empty store.
-    pub fn new() -> Store {
-        Store::default()
-    }
-
-    /// The live value of `key`.
-    pub fn get(&self, key: &str, now_ms: u64) -> Option<&StoredValue> {
-        self.map
-            .get(key)
-            .filter(|e| e.is_live(now_ms))
-            .map(|e| &e.value)
-    }
-
-    /// Whether `key` is live.
-    pub fn contains(&self, key: &str, now_ms: u64) -> bool {
-        self.get(key, now_ms).is_some()
-    }
-
-    /// Live keys starting with `prefix`, in ascending byte order.
-    pub fn keys_with_prefix<'a>(
-        &'a self,
-        prefix: &'a str,
-        now_ms: u64,
-    ) -> impl Iterator<Item = &'a str> + 'a {
-        self.entries_with_prefix(prefix, now_ms).map(|(k, _)| k)
-    }
-
-    /// Live entries whose key starts with `prefix`, in ascending byte order.
-    pub fn entries_with_prefix<'a>(
-        &'a self,
-        prefix: &'a str,
-        now_ms: u64,
-    ) -> impl Iterator<Item = (&'a str, &'a Entry)> + 'a {
-        self.map
-            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
-            .take_while(move |(k, _)| k.starts_with(prefix))
-            .filter(move |(_, e)| e.is_live(now_ms))
-            .map(|(k, e)| (&**k, e))
-    }
-
-    /// Counts of live keys and their sizes.
-    ///
-    /// Keys past their deadline that the sweeper has not reached yet are
-    /// found through the expiry index, so the cost is proportional to them,
-    /// not to the store.
-    pub fn stats(&self, now_ms: u64) -> Stats {
-        let mut stats = Stats {
-            keys: self.map.len() as u64,
-            size_bytes: self.size_bytes,
-        };
-        for (deadline, key) in &self.expiry {
-            if !has_expired(*deadline, now_ms) {
-                break;
-            }
-            if let Some(entry) = self.map.get(key) {
-                stats.keys -= 1;
-                stats.size_bytes -= entry.value.size();
-            }
-        }
-        stats
-    }
-
-    /// Applies one logged write. A set whose deadline has passed leaves the
-    /// key absent, which is how replay drops expired keys.
-    pub fn apply(&mut self, record: Record, now_ms: u64) {
-        match leaves(record, now_ms) {
-            (key, Some(entry)) => self.insert(key, entry),
-            (key, None) => {
-                self.remove(&key);
-            }
-        }
-    }
-
-    /// Inserts or replaces a key's entry.
-    pub fn insert(&mut self, key: Key, entry: Entry) {
-        self.size_bytes += entry.value.size();
-        let deadline_ms = entry.deadline_ms();
-        let key = match self.map.get_mut(&key) {
-            Some(old) => {
-                self.size_bytes -= old.value.size();
-                let old_deadline = old.deadline_ms();
-                *old = entry;
-                let key = self.unindex(key, old_deadline);
-                if let Some(deadline) = deadline_ms {
-                    self.expiry.insert((deadline, key));
-                }
-                return;
-            }
-            None => key,
-        };
-        if let Some(deadline) = deadline_ms {
-            self.expiry.insert((deadline, key.clone()));
-        }
-        self.map.insert(key, entry);
-    }
-
-    /// Removes a key, live or expired. Returns whether it was present.
-    pub fn remove(&mut self, key: &str) -> bool {
-        match self.map.remove_entry(key) {
-            Some((key, entry)) => {
-                self.size_bytes -= entry.value.size();
-                self.unindex(key, entry.deadline_ms());
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Drops `key`'s expiry index entry for `deadline`, handing the key back.
-    fn unindex(&mut self, key: Key, deadline: Option<u64>) -> Key {
-        match deadline {
-            Some(deadline) => {
-                let probe = (deadline, key);
-                self.expiry.remove(&probe);
-                probe.1
-            }
-            None => key,
-        }
-    }
-
-    /// Removes up to `limit` keys whose deadline has passed; returns how many.
-    pub fn sweep(&mut self, now_ms: u64, limit: usize) -> usize {
-        let mut removed = 0;
-        while removed < limit {
-            match self.expiry.first() {
-                Some((deadline, _)) if has_expired(*deadline, now_ms) => {}
-                _ => break,
-            }
-            let (deadline, key) = self.expiry.pop_first().expect("checked non-empty");
-            // The index only holds current deadlines; the check keeps a
-            // stale entry from ever removing a newer value.
-            if self
-                .map
-                .get(&key)
-                .is_some_and(|e| e.deadline_ms() == Some(deadline))
-            {
-                let entry = self.map.remove(&key).expect("present");
-                self.size_bytes -= entry.value.size();
-            }
-            removed += 1;
-        }
-        removed
-    }
-
-    /// The earliest deadline in the store, expired or not.
-    pub fn next_deadline(&self) -> Option<u64> {
-        self.expiry.first().map(|(d, _)| *d)
-    }
-
-    /// Every entry in the map, including expired ones not yet swept.
-    pub fn len_including_expired(&self) -> usize {
-        self.map.len()
-    }
-}
-
-/// What a logged write leaves for its key at `now_ms`: an entry, or no key
-/// at all (a delete, or a set whose deadline has passed, which is how replay
-/// drops expired keys).
-fn leaves<V>(record: Record<V>, now_ms: u64) -> (Key, Option<Entry<V>>) {
-    let deadline_ms = record.deadline_ms();
-    match record.op {
-        Op::Set { key, value, .. } if !deadline_ms.is_some_and(|d| has_expired(d, now_ms)) => {
-            (key, Some(Entry::new(value, deadline_ms)))
-        }
-        Op::Set { key, .. } | Op::Delete { key } => (key, None),
-    }
-}
-
-/// Builds a store from a replayed log.
-///
-/// A log overwrites and deletes keys in no useful order; applying it to the
-/// ordered map directly pays a tree descent per record. The loader applies
-/// records to hash maps instead and builds the ordered map once at the end
-/// from sorted entries, which also leaves its nodes full.
+/// Builds a map from a replayed log.
 ///
 /// Probing a table of millions of keys is most of replay's work, and the
 /// thread that reads the log in order cannot share it. So the keys are
@@ -265,6 +49,9 @@ pub struct Loader {
     /// Tells the shard threads to stop early: the load was abandoned.
     abandoned: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// How often a long replay says how far it has got.
+const REPLAY_PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
 /// Tables the loader spreads keys over.
 const SHARDS: usize = 2;
@@ -295,8 +82,8 @@ impl Loader {
         }
     }
 
-    /// Takes the next record of the log; the store [`Loader::finish`]
-    /// returns is what [`Store::apply`] of the same records would leave.
+    /// Takes the next record of the log; the map [`Loader::finish`] returns
+    /// is what applying the same records one by one would leave.
     pub fn apply<V: Into<LogValue>>(&mut self, record: Record<V>) {
         let (key, leaves) = leaves(record.map_value(Into::into), self.now_ms);
         let hash = key_hash(&key);
@@ -342,49 +129,35 @@ impl Loader {
             .collect();
     }
 
-    /// The store holding what the records left, reading the values that
-    /// are still in the log from `log`, the file the records came from.
-    pub fn finish(mut self, log: &File) -> io::Result<Store> {
-        let buffers = std::mem::take(&mut self.buffers);
-        let mut entries = Vec::new();
+    /// The map holding what the records left, reading the values that are
+    /// still in the log from `log`, the file the records came from.
+    pub fn finish(mut self, log: &File) -> io::Result<Map> {
         if self.shards.is_empty() {
             // A short log: every record is still in its buffer.
-            let mut shard = Shard::new();
-            for routed in buffers.into_iter().flatten() {
-                shard.apply(routed);
-            }
-            entries = shard.into_entries();
-        } else {
-            // Every shard gets its last records before any is waited for, so
-            // they collect their entries side by side; and every thread is
-            // joined before an error of one of them is returned.
-            let closing: Vec<_> = std::mem::take(&mut self.shards)
-                .into_iter()
-                .zip(buffers)
-                .map(|(runner, rest)| runner.close(rest))
+            self.shards = (0..SHARDS)
+                .map(|_| ShardRunner::Here(Shard::new()))
                 .collect();
-            let finished: Vec<_> = closing.into_iter().map(Closing::entries).collect();
-            for shard_entries in finished {
-                let shard_entries = shard_entries?;
-                if entries.is_empty() {
-                    entries = shard_entries;
-                } else {
-                    entries.extend(shard_entries);
-                }
+        }
+        // Every shard gets its last records before any is waited for, so
+        // they collect their entries side by side; and every thread is
+        // joined before an error of one of them is returned.
+        let closing: Vec<_> = std::mem::take(&mut self.shards)
+            .into_iter()
+            .zip(std::mem::take(&mut self.buffers))
+            .map(|(runner, rest)| runner.close(rest))
+            .collect();
+        let finished: Vec<_> = closing.into_iter().map(Closing::entries).collect();
+        let mut entries = Vec::new();
+        for shard_entries in finished {
+            let shard_entries = shard_entries?;
+            if entries.is_empty() {
+                entries = shard_entries;
+            } else {
+                entries.extend(shard_entries);
             }
         }
         let (entries, size_bytes) = read_values(&mut entries, log)?;
-        let expiry = entries
-            .iter()
-            .filter_map(|(k, e)| e.deadline_ms().map(|d| (d, k.clone())))
-            .collect();
-        Ok(Store {
-            // Collecting sorts the entries (at most two sorted runs: one
-            // merge) and builds the tree bottom-up.
-            map: entries.into_iter().collect(),
-            expiry,
-            size_bytes,
-        })
+        Ok(Map::from_entries(entries, size_bytes))
     }
 }
 
@@ -419,11 +192,13 @@ fn key_hash(key: &str) -> u64 {
     FxBuildHasher.hash_one(key)
 }
 
-/// Which shard a key's records go to: bit 40 of the hash, which the shard's
-/// own table uses neither for its bucket index (low bits) nor for its tags
-/// (top 7 bits), so each table still spreads its keys over all its buckets.
+/// Which shard a key's records go to. The shard's table hashes with the same
+/// hash, so the choice is made on a mix of all of its bits (Fibonacci
+/// hashing): a choice on some bits of it alone would leave each table only
+/// keys alike in those bits, whichever bits the table itself relies on.
 fn shard_of(hash: u64) -> usize {
-    (hash >> 40) as usize % SHARDS
+    const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+    (hash.wrapping_mul(GOLDEN) >> 63) as usize % SHARDS
 }
 
 impl ShardRunner {
@@ -522,7 +297,7 @@ impl Shard {
     }
 }
 
-/// Turns the loaded entries into the store's, reading the values still in
+/// Turns the loaded entries into the map's, reading the values still in
 /// the log, and sums their sizes. Returns the entries as two runs, each
 /// sorted by key.
 ///
@@ -597,122 +372,46 @@ fn read_values_in_order(
     Ok((out, size_bytes))
 }
 
-/// Frees replaced values on a thread of its own, in batches.
-///
-/// Replay is bound by the one thread that applies records in order; freeing
-/// the value a record replaces costs it a cache miss on memory another
-/// thread allocated. Handing those entries to a helper thread takes that off
-/// the critical path. Small logs never start the thread.
-#[derive(Debug, Default)]
-struct Graveyard {
-    batch: Vec<Buried>,
-    helper: Option<(
-        std::sync::mpsc::SyncSender<Vec<Buried>>,
-        std::thread::JoinHandle<()>,
-    )>,
+/// Says how far a long replay has got, at most every
+/// [`REPLAY_PROGRESS_EVERY`]: a start-up that takes minutes should not look
+/// like a hang, and one that takes a second says nothing until it is done.
+pub(super) struct ReplayProgress {
+    total_bytes: u64,
+    next: Instant,
 }
 
-/// An entry the loader no longer needs.
-type Buried = Entry<LogValue>;
-
-/// Entries handed to the helper at a time.
-const GRAVEYARD_BATCH: usize = 1 << 14;
-
-impl Graveyard {
-    fn bury(&mut self, entry: Buried) {
-        self.batch.push(entry);
-        if self.batch.len() < GRAVEYARD_BATCH {
-            return;
-        }
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(GRAVEYARD_BATCH));
-        if self.helper.is_none() {
-            let (sender, batches) = std::sync::mpsc::sync_channel::<Vec<Buried>>(4);
-            let spawned = std::thread::Builder::new()
-                .name("replay-free".into())
-                .spawn(move || batches.into_iter().for_each(drop));
-            // Without a thread, freeing here is merely slower.
-            self.helper = spawned.ok().map(|thread| (sender, thread));
-        }
-        if let Some((sender, _)) = &self.helper {
-            // The helper only stops when the sender is dropped.
-            let _ = sender.send(batch);
+impl ReplayProgress {
+    pub(super) fn new(total_bytes: u64, started: Instant) -> ReplayProgress {
+        ReplayProgress {
+            total_bytes,
+            next: started + REPLAY_PROGRESS_EVERY,
         }
     }
 
-    /// Waits until everything buried has been freed.
-    fn close(&mut self) {
-        self.batch = Vec::new();
-        if let Some((sender, thread)) = self.helper.take() {
-            drop(sender);
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for Graveyard {
-    /// A shard dropped half way (an abandoned load) leaves no helper behind.
-    fn drop(&mut self) {
-        self.close();
-    }
-}
-
-/// Allocates large blocks on transparent huge pages.
-///
-/// The loader's table is probed at random over hundreds of megabytes; with
-/// 4 KiB pages nearly every probe also misses the TLB. Asking for huge pages
-/// (where the system grants them on request, as Linux does by default) made
-/// a 10M-record replay about 14% faster. Small blocks go to the global
-/// allocator as usual. The table lives only while the log is replayed.
-#[derive(Debug, Clone, Copy)]
-struct HugePages;
-
-/// The size and alignment of a huge page on x86-64 and aarch64 Linux.
-const HUGE_PAGE: usize = 2 << 20;
-
-impl HugePages {
-    /// The layout actually used for `layout`: whole, aligned huge pages.
-    fn huge(layout: Layout) -> Option<Layout> {
-        if layout.size() < HUGE_PAGE {
+    /// What to report at `offset` bytes read, if a report is due at `now`.
+    pub(super) fn at(&mut self, offset: u64, now: Instant) -> Option<String> {
+        if now < self.next {
             return None;
         }
-        let size = layout.size().checked_next_multiple_of(HUGE_PAGE)?;
-        Layout::from_size_align(size, HUGE_PAGE.max(layout.align())).ok()
-    }
-}
-
-// SAFETY: every block comes from the global allocator, and is returned to it
-// with the layout it was allocated with (`huge` is a pure function of the
-// caller's layout).
-unsafe impl allocator_api2::alloc::Allocator for HugePages {
-    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, allocator_api2::alloc::AllocError> {
-        let Some(huge) = Self::huge(layout) else {
-            return allocator_api2::alloc::Global.allocate(layout);
+        self.next = now + REPLAY_PROGRESS_EVERY;
+        let percent = match self.total_bytes {
+            0 => 100,
+            total => offset.min(total) * 100 / total,
         };
-        // SAFETY: the layout's size is at least HUGE_PAGE, not zero.
-        let block = NonNull::new(unsafe { std::alloc::alloc(huge) })
-            .ok_or(allocator_api2::alloc::AllocError)?;
-        #[cfg(target_os = "linux")]
-        // SAFETY: the range is the block just allocated, aligned to a page;
-        // the advice only changes how it is backed, never its contents.
-        unsafe {
-            libc::madvise(block.as_ptr().cast(), huge.size(), libc::MADV_HUGEPAGE);
-        }
-        Ok(NonNull::slice_from_raw_parts(block, layout.size()))
-    }
-
-    unsafe fn deallocate(&self, block: NonNull<u8>, layout: Layout) {
-        match Self::huge(layout) {
-            // SAFETY: allocated above with this same layout.
-            Some(huge) => unsafe { std::alloc::dealloc(block.as_ptr(), huge) },
-            // SAFETY: the caller's contract, passed on to the global allocator.
-            None => unsafe { allocator_api2::alloc::Global.deallocate(block, layout) },
-        }
+        Some(format!(
+            "{} of {} read ({percent}%)",
+            indicatif::HumanBytes(offset),
+            indicatif::HumanBytes(self.total_bytes)
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::apply;
     use super::*;
+    use crate::value::StoredValue;
+    use crate::wal::Op;
     use serde_json::json;
     use std::io::{Seek, Write};
 
@@ -730,103 +429,6 @@ mod tests {
             timestamp_ms: ts,
             batch: None,
         }
-    }
-
-    #[test]
-    fn counters_follow_overwrites_and_deletes() {
-        let mut s = Store::new();
-        s.apply(set("a", json!("héllo"), None, 0), 0);
-        s.apply(set("b", json!({"a": 1}), None, 0), 0);
-        assert_eq!(
-            s.stats(0),
-            Stats {
-                keys: 2,
-                size_bytes: 13
-            }
-        );
-        s.apply(set("a", json!(42), None, 0), 0);
-        assert_eq!(
-            s.stats(0),
-            Stats {
-                keys: 2,
-                size_bytes: 9
-            }
-        );
-        assert!(s.remove("b"));
-        assert!(!s.remove("b"));
-        assert_eq!(
-            s.stats(0),
-            Stats {
-                keys: 1,
-                size_bytes: 2
-            }
-        );
-    }
-
-    #[test]
-    fn expired_keys_are_invisible_before_the_sweep() {
-        let mut s = Store::new();
-        s.apply(set("t", json!("xyz"), Some(2), 1_000), 1_000);
-        s.apply(set("p", json!("q"), None, 1_000), 1_000);
-        assert!(s.contains("t", 2_999));
-        assert!(!s.contains("t", 3_000));
-        assert_eq!(s.keys_with_prefix("", 3_000).collect::<Vec<_>>(), ["p"]);
-        assert_eq!(
-            s.stats(2_999),
-            Stats {
-                keys: 2,
-                size_bytes: 4
-            }
-        );
-        assert_eq!(
-            s.stats(3_000),
-            Stats {
-                keys: 1,
-                size_bytes: 1
-            }
-        );
-        assert_eq!(s.len_including_expired(), 2);
-        assert_eq!(s.sweep(3_000, 100), 1);
-        assert_eq!(s.len_including_expired(), 1);
-        assert_eq!(
-            s.stats(3_000),
-            Stats {
-                keys: 1,
-                size_bytes: 1
-            }
-        );
-    }
-
-    #[test]
-    fn overwrite_replaces_the_ttl() {
-        let mut s = Store::new();
-        s.apply(set("k", json!(1), Some(1), 0), 0);
-        s.apply(set("k", json!(2), None, 500), 500);
-        assert_eq!(s.get("k", 10_000).map(StoredValue::json), Some("2"));
-        assert_eq!(s.next_deadline(), None);
-        assert_eq!(s.sweep(10_000, 10), 0);
-
-        s.apply(set("k", json!(3), Some(5), 1_000), 1_000);
-        s.apply(set("k", json!(4), Some(1), 1_000), 1_000);
-        assert_eq!(s.next_deadline(), Some(2_000));
-        assert!(!s.contains("k", 2_000));
-
-        // The same deadline again: still one index entry for the key.
-        s.apply(set("k", json!(5), Some(1), 1_000), 1_000);
-        assert_eq!(s.sweep(2_000, 10), 1);
-        assert_eq!(s.next_deadline(), None);
-        assert_eq!(s.stats(2_000), Stats::default());
-        assert_eq!(s.len_including_expired(), 0);
-    }
-
-    #[test]
-    fn replaying_an_expired_set_leaves_the_key_absent() {
-        let mut s = Store::new();
-        s.apply(set("k", json!("old"), None, 0), 0);
-        s.apply(set("k", json!("new"), Some(1), 0), 5_000);
-        assert!(!s.contains("k", 5_000));
-        assert_eq!(s.stats(5_000), Stats::default());
-        assert_eq!(s.len_including_expired(), 0);
     }
 
     #[test]
@@ -850,14 +452,14 @@ mod tests {
             set("e", json!({"k": 1}), Some(100), 0),
         ];
         let now = 3_000;
-        let mut applied = Store::new();
+        let mut applied = Map::new();
         let mut loader = Loader::new(now);
         for record in records {
-            applied.apply(record.clone(), now);
+            apply(&mut applied, record.clone(), now);
             loader.apply(record);
         }
         let loaded = loader.finish(&tempfile::tempfile().unwrap()).unwrap();
-        let entries = |s: &Store| {
+        let entries = |s: &Map| {
             s.entries_with_prefix("", 0)
                 .map(|(k, e)| (k.to_owned(), e.clone()))
                 .collect::<Vec<_>>()
@@ -866,7 +468,7 @@ mod tests {
         assert_eq!(loaded.stats(now), applied.stats(now));
         assert_eq!(loaded.stats(6_000), applied.stats(6_000));
         assert_eq!(loaded.next_deadline(), applied.next_deadline());
-        assert_eq!(loaded.expiry, applied.expiry);
+        assert_eq!(loaded.expiry(), applied.expiry());
     }
 
     /// Scans `log` from its start into a loader, values located.
@@ -884,7 +486,7 @@ mod tests {
     }
 
     /// Writes `text` to `log` and loads it with located values.
-    fn load_located(text: &[u8], log: &mut File, now: u64) -> Result<Store, String> {
+    fn load_located(text: &[u8], log: &mut File, now: u64) -> Result<Map, String> {
         log.write_all(text).unwrap();
         scan_located(log, now)?
             .finish(log)
@@ -933,7 +535,7 @@ mod tests {
                 "{tail:?}"
             );
             assert_eq!(loaded.stats(5_000), applied.stats(5_000));
-            assert_eq!(loaded.expiry, applied.expiry);
+            assert_eq!(loaded.expiry(), applied.expiry());
         }
     }
 
@@ -1017,11 +619,11 @@ mod tests {
                 });
             }
         }
-        let mut applied = Store::new();
+        let mut applied = Map::new();
         let mut text = Vec::new();
         for record in records {
             record.encode_into(&mut text);
-            applied.apply(record, now);
+            apply(&mut applied, record, now);
         }
         let mut log = tempfile::tempfile().unwrap();
         log.write_all(&text).unwrap();
@@ -1055,7 +657,7 @@ mod tests {
             .entries_with_prefix("", 0)
             .eq(applied.entries_with_prefix("", 0)));
         assert_eq!(loaded.stats(now), applied.stats(now));
-        assert_eq!(loaded.expiry, applied.expiry);
+        assert_eq!(loaded.expiry(), applied.expiry());
 
         // A log cut short after it was read is an error, not a wrong value.
         let loader = scan_located(&log, now).unwrap();
@@ -1093,50 +695,29 @@ mod tests {
     }
 
     #[test]
-    fn huge_page_layouts_round_up_and_small_ones_are_left_alone() {
-        use allocator_api2::alloc::Allocator;
-        let small = Layout::from_size_align(1000, 8).unwrap();
-        assert_eq!(HugePages::huge(small), None);
-        let big = Layout::from_size_align(HUGE_PAGE + 1, 16).unwrap();
-        let huge = HugePages::huge(big).unwrap();
-        assert_eq!((huge.size(), huge.align()), (2 * HUGE_PAGE, HUGE_PAGE));
-        for layout in [small, big] {
-            let block = HugePages.allocate(layout).unwrap();
-            assert!(block.len() >= layout.size());
-            let start = block.cast::<u8>();
-            // SAFETY: the block is at least layout.size() bytes, and is
-            // returned with the layout it was allocated with.
-            unsafe {
-                start.as_ptr().write_bytes(0xA5, layout.size());
-                assert_eq!(*start.as_ptr().add(layout.size() - 1), 0xA5);
-                HugePages.deallocate(start, layout);
-            }
-        }
-    }
-
-    #[test]
-    fn sweep_respects_its_limit() {
-        let mut s = Store::new();
-        for i in 0..10 {
-            s.apply(set(&format!("k{i}"), json!(i), Some(1), 0), 0);
-        }
-        assert_eq!(s.sweep(1_000, 4), 4);
-        assert_eq!(s.sweep(1_000, 100), 6);
-        assert_eq!(s.len_including_expired(), 0);
-        assert_eq!(s.stats(1_000), Stats::default());
-    }
-
-    #[test]
-    fn prefix_listing_is_a_sorted_range() {
-        let mut s = Store::new();
-        for k in ["user:2", "user:10", "config", "user:1", "users", "usa"] {
-            s.apply(set(k, json!(null), None, 0), 0);
-        }
+    fn a_long_replay_reports_its_progress_every_few_seconds() {
+        let started = Instant::now();
+        let mut progress = ReplayProgress::new(4 << 30, started);
+        assert_eq!(progress.at(1 << 20, started), None);
         assert_eq!(
-            s.keys_with_prefix("user:", 0).collect::<Vec<_>>(),
-            ["user:1", "user:10", "user:2"]
+            progress.at(1 << 30, started + Duration::from_millis(1999)),
+            None
         );
-        assert_eq!(s.keys_with_prefix("", 0).count(), 6);
-        assert_eq!(s.keys_with_prefix("zzz", 0).count(), 0);
+        let later = started + REPLAY_PROGRESS_EVERY;
+        assert_eq!(
+            progress.at(1 << 30, later).as_deref(),
+            Some("1.00 GiB of 4.00 GiB read (25%)")
+        );
+        assert_eq!(progress.at(2 << 30, later + Duration::from_secs(1)), None);
+        assert_eq!(
+            progress
+                .at(4 << 30, later + REPLAY_PROGRESS_EVERY)
+                .as_deref(),
+            Some("4.00 GiB of 4.00 GiB read (100%)")
+        );
+        // A log that grew or shrank since it was measured never reads past 100%.
+        assert!(progress
+            .at(5 << 30, later + 3 * REPLAY_PROGRESS_EVERY)
+            .is_some_and(|line| line.ends_with("(100%)")));
     }
 }

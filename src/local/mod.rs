@@ -1,0 +1,379 @@
+//! The local engine: a [`Storage`] backend whose durable state is one log
+//! file in a data directory ([`crate::wal`]) and whose live state is an
+//! ordered map in memory ([`map`]).
+//!
+//! Opening a directory locks its log and replays it into the map
+//! ([`loader`]). Writes go through group commit (`commit`, deciding each
+//! command with `decide`): logged, synced per policy, then applied and
+//! answered. Readers take the map's read lock, which a commit takes for
+//! writing only to apply a group in memory, never across I/O. A sweeper
+//! thread (`sweeper`) removes expired keys in the background.
+//!
+//! [`Snapshot`] is the same state loaded without the lock, read-only, for
+//! offline reads beside a running server.
+
+mod commit;
+mod decide;
+pub mod loader;
+pub mod map;
+mod snapshot;
+mod sweeper;
+
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+
+pub use self::snapshot::Snapshot;
+
+use self::commit::{GroupCommit, Submitted};
+use self::loader::{Loader, ReplayProgress};
+use self::map::{Entry, Map};
+use crate::storage::{Command, Key, Outcome, Stats, Storage, StorageError};
+use crate::ttl::now_ms;
+use crate::wal::{FsyncPolicy, LockedLog, LogValue, Op, Record, TornTail, WalError};
+
+/// What opening a data directory found.
+#[derive(Debug, Clone)]
+pub struct OpenReport {
+    /// Records replayed.
+    pub records: u64,
+    /// Bytes of log read.
+    pub bytes: u64,
+    /// Time spent replaying.
+    pub elapsed: Duration,
+    /// A torn tail that was cut off, if any.
+    pub torn: Option<TornTail>,
+    /// Live keys after replay.
+    pub keys: u64,
+}
+
+/// What the engine's handles and threads share.
+struct Shared {
+    map: RwLock<Map>,
+    commit: GroupCommit,
+    /// The engine is stopping: its threads end.
+    stop: AtomicBool,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// A cheap-to-clone handle on an open data directory.
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+    /// The writer thread, woken when a request hands it the lead.
+    writer: std::thread::Thread,
+}
+
+impl Engine {
+    /// Locks and replays the data directory, then starts the writer and the sweeper.
+    pub fn open(dir: &Path, policy: FsyncPolicy) -> Result<(Engine, OpenReport), WalError> {
+        let started = Instant::now();
+        let mut log = LockedLog::open(dir)?;
+        let now = now_ms();
+        let mut loader = Loader::new(now);
+        let path = log.path().to_path_buf();
+        let mut progress =
+            ReplayProgress::new(log.file().metadata().map_or(0, |m| m.len()), started);
+        let scan = log.recover(
+            |record: Record<LogValue>, _| loader.apply(record),
+            |offset| {
+                if let Some(done) = progress.at(offset, Instant::now()) {
+                    tracing::info!("replaying {}: {done}", path.display());
+                }
+            },
+        )?;
+        let map = loader.finish(log.file()).map_err(|source| WalError::Io {
+            context: "cannot read",
+            path,
+            source,
+        })?;
+        let report = OpenReport {
+            records: scan.records,
+            bytes: scan.bytes,
+            elapsed: started.elapsed(),
+            torn: scan.torn,
+            keys: map.stats(now).keys,
+        };
+        let appender = log.into_appender(policy)?;
+        let shared = Arc::new(Shared {
+            map: RwLock::new(map),
+            commit: GroupCommit::new(
+                appender,
+                scan.max_batch_id + 1,
+                policy == FsyncPolicy::Always,
+            ),
+            stop: AtomicBool::new(false),
+            threads: Mutex::new(Vec::new()),
+        });
+        let start = |name, body: fn(&Shared)| {
+            shared
+                .start_thread(name, body)
+                .map_err(|source| WalError::Io {
+                    context: "cannot start a thread for",
+                    path: dir.to_path_buf(),
+                    source,
+                })
+        };
+        let writer = start("wal-writer", writer_loop)?;
+        start("expiry-sweeper", sweeper::sweep_loop)?;
+        Ok((Engine { shared, writer }, report))
+    }
+
+    /// Runs `f` on the map under its read lock, with the current time.
+    fn read<R>(&self, f: impl FnOnce(&Map, u64) -> R) -> R {
+        f(&self.shared.map.read(), now_ms())
+    }
+}
+
+impl Storage for Engine {
+    async fn get(&self, key: &str) -> Result<Box<str>, StorageError> {
+        self.read(|map, now| map.get(key, now).map(|v| v.json().into()))
+            .ok_or(StorageError::NotFound)
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<Key>, StorageError> {
+        Ok(self.read(|map, now| map.keys_with_prefix(prefix, now).map(Key::from).collect()))
+    }
+
+    async fn stats(&self) -> Result<Stats, StorageError> {
+        Ok(self.read(|map, now| map.stats(now)))
+    }
+
+    /// Requests that only read are answered at once from the map under one
+    /// read lock; anything that writes goes through group commit.
+    async fn execute(&self, commands: Vec<Command>) -> Result<Vec<Outcome>, StorageError> {
+        if !commands.iter().any(Command::writes) {
+            return Ok(self.read(|map, now| read_only(map, now, &commands)));
+        }
+        let answer = match self.shared.commit.submit(commands)? {
+            Submitted::Leads(answer) => {
+                self.shared.commit.lead(&self.shared.map, &self.writer);
+                answer
+            }
+            Submitted::Queued(answer) => answer,
+        };
+        answer.await.map_err(|_| commit::shutting_down())?
+    }
+
+    /// Refuses new writes, waits for the queued ones, syncs the log and
+    /// stops the threads.
+    async fn shutdown(&self) -> Result<(), StorageError> {
+        if let Some(idle) = self.shared.commit.close() {
+            let _ = idle.await;
+        }
+        let shared = self.shared.clone();
+        let synced = tokio::task::spawn_blocking(move || shared.commit.sync())
+            .await
+            .unwrap_or_else(|_| Err(io::Error::other("the final sync panicked")));
+        self.shared.stop.store(true, Ordering::Release);
+        let threads: Vec<_> = self.shared.threads.lock().drain(..).collect();
+        for thread in threads {
+            thread.thread().unpark();
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        synced.map_err(|err| StorageError::Failed(format!("cannot sync the log: {err}")))
+    }
+}
+
+/// Answers a request of gets only.
+fn read_only(map: &Map, now: u64, commands: &[Command]) -> Vec<Outcome> {
+    commands
+        .iter()
+        .map(|command| match command {
+            Command::Get { key } => map
+                .get(key, now)
+                .map_or(Outcome::NotFound, |v| Outcome::Value(v.json().into())),
+            Command::Set { .. } | Command::Delete { .. } => {
+                unreachable!("a request that writes goes through the log")
+            }
+        })
+        .collect()
+}
+
+impl Shared {
+    /// Starts one of the threads the engine cannot live without (see
+    /// [`abort_on_panic`]); shutdown joins it.
+    fn start_thread(
+        self: &Arc<Self>,
+        name: &'static str,
+        body: impl FnOnce(&Shared) + Send + 'static,
+    ) -> io::Result<std::thread::Thread> {
+        let shared = self.clone();
+        let handle = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || abort_on_panic(name, || body(&shared)))?;
+        let thread = handle.thread().clone();
+        self.threads.lock().push(handle);
+        Ok(thread)
+    }
+}
+
+/// The writer thread: asleep until a request hands it the lead.
+fn writer_loop(shared: &Shared) {
+    while !shared.stop.load(Ordering::Acquire) {
+        if !shared.commit.lead_if_handed_over(&shared.map) {
+            std::thread::park();
+        }
+    }
+}
+
+/// Runs a thread the engine cannot live without; if it panics, the process
+/// stops rather than go on serving reads with writes refused, or with the
+/// data directory's lock released.
+fn abort_on_panic(name: &str, body: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).is_err() {
+        tracing::error!("the {name} thread panicked; stopping");
+        std::process::abort();
+    }
+}
+
+/// What a logged write leaves for its key at `now_ms`: an entry, or no key
+/// at all (a delete, or a set whose deadline has passed, which is how replay
+/// drops expired keys).
+fn leaves<V>(record: Record<V>, now_ms: u64) -> (Key, Option<Entry<V>>) {
+    let deadline_ms = record.deadline_ms();
+    match record.op {
+        Op::Set { key, value, .. }
+            if !deadline_ms.is_some_and(|d| crate::ttl::has_expired(d, now_ms)) =>
+        {
+            (key, Some(Entry::new(value, deadline_ms)))
+        }
+        Op::Set { key, .. } | Op::Delete { key } => (key, None),
+    }
+}
+
+/// Applies one logged write to the map.
+fn apply(map: &mut Map, record: Record, now_ms: u64) {
+    match leaves(record, now_ms) {
+        (key, Some(entry)) => map.insert(key, entry),
+        (key, None) => {
+            map.remove(&key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::suite;
+
+    fn open(dir: &tempfile::TempDir, policy: FsyncPolicy) -> Engine {
+        Engine::open(dir.path(), policy).unwrap().0
+    }
+
+    mod always {
+        use super::{open, FsyncPolicy};
+        crate::storage::suite::backend_suite!({
+            let dir = tempfile::tempdir().unwrap();
+            (open(&dir, FsyncPolicy::Always), dir)
+        });
+    }
+
+    mod never {
+        use super::{open, FsyncPolicy};
+        crate::storage::suite::backend_suite!({
+            let dir = tempfile::tempdir().unwrap();
+            (open(&dir, FsyncPolicy::Never), dir)
+        });
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn what_was_acknowledged_is_there_after_a_reopen() {
+        for policy in [
+            FsyncPolicy::Always,
+            FsyncPolicy::Interval,
+            FsyncPolicy::Never,
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let engine = open(&dir, policy);
+            suite::write_state(&engine).await;
+            suite::check_state(&engine).await;
+            engine.shutdown().await.unwrap();
+            drop(engine);
+            let (engine, report) = Engine::open(dir.path(), policy).unwrap();
+            assert_eq!((report.records, report.keys), (5, 3), "{policy}");
+            suite::check_state(&engine).await;
+            engine.shutdown().await.unwrap();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_are_all_logged_applied_and_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = open(&dir, FsyncPolicy::Always);
+        // Enough writers that commits overlap and the lead is handed to the
+        // writer thread and back many times.
+        let writers: Vec<_> = (0..32u64)
+            .map(|w| {
+                let engine = engine.clone();
+                tokio::spawn(async move {
+                    for i in 0..50u64 {
+                        let key = format!("w{w}");
+                        let done = engine.execute(vec![suite::set(&key, &i.to_string())]);
+                        assert_eq!(done.await.unwrap(), [Outcome::Done]);
+                        // Acknowledged means visible.
+                        assert_eq!(engine.get(&key).await.unwrap(), i.to_string().into());
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.await.unwrap();
+        }
+        engine.shutdown().await.unwrap();
+        drop(engine);
+
+        let (engine, report) = Engine::open(dir.path(), FsyncPolicy::Always).unwrap();
+        assert_eq!(report.records, 32 * 50);
+        for w in 0..32 {
+            assert_eq!(engine.get(&format!("w{w}")).await.as_deref(), Ok("49"));
+        }
+        engine.shutdown().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_single_threaded_runtime_commits_inline() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = open(&dir, FsyncPolicy::Always);
+        let outcomes = engine
+            .execute(vec![
+                suite::set("a", "1"),
+                suite::get("a"),
+                suite::delete("b"),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            outcomes,
+            [Outcome::Done, Outcome::Value("1".into()), Outcome::NotFound]
+        );
+        engine.shutdown().await.unwrap();
+        assert_eq!(engine.shared.threads.lock().len(), 0, "every thread joined");
+    }
+
+    #[test]
+    fn a_logged_set_whose_deadline_has_passed_leaves_the_key_absent() {
+        let record = |value: &str, ttl, timestamp_ms| Record {
+            op: Op::Set {
+                key: "k".into(),
+                value: suite::value(value),
+                ttl,
+            },
+            timestamp_ms,
+            batch: None,
+        };
+        let mut map = Map::new();
+        apply(&mut map, record("1", None, 0), 0);
+        apply(&mut map, record("2", Some(1), 0), 5_000);
+        assert!(!map.contains("k", 5_000));
+        assert_eq!(map.stats(5_000), Stats::default());
+        assert_eq!(map.len_including_expired(), 0);
+        apply(&mut map, record("3", Some(10), 0), 5_000);
+        assert_eq!(map.get("k", 5_000).map(|v| v.json()), Some("3"));
+    }
+}
