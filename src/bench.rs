@@ -252,10 +252,117 @@ pub async fn preload(plan: &Plan) -> Result<(), ConnectError> {
     Ok(())
 }
 
+/// What one client saw: latencies of answered requests, misses and errors.
 struct Tally {
     histogram: Histogram<u64>,
     not_found: u64,
     errors: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally {
+            histogram: Histogram::new_with_bounds(1, 60_000_000, 3)
+                .expect("static bounds are valid"),
+            not_found: 0,
+            errors: BTreeMap::new(),
+        }
+    }
+
+    /// Counts a request answered with `status` after `micros`.
+    fn answered(&mut self, status: StatusCode, micros: u64) {
+        self.histogram.saturating_record(micros.max(1));
+        if status == StatusCode::NOT_FOUND {
+            self.not_found += 1;
+        } else if !status.is_success() {
+            self.failed(format!("HTTP {}", status.as_u16()));
+        }
+    }
+
+    fn failed(&mut self, kind: String) {
+        *self.errors.entry(kind).or_default() += 1;
+    }
+
+    fn merge(&mut self, other: Tally) {
+        self.histogram.add(&other.histogram).expect("same bounds");
+        self.not_found += other.not_found;
+        for (kind, n) in other.errors {
+            *self.errors.entry(kind).or_default() += n;
+        }
+    }
+}
+
+/// The next request of the workload: method, path and body.
+fn next_request(plan: &Plan, bodies: &Bodies, rng: &mut fastrand::Rng) -> (Method, String, Bytes) {
+    let key = key_name(rng.u64(0..plan.keyspace));
+    match plan.workload {
+        Workload::Get => (Method::GET, format!("/kv/{key}"), Bytes::new()),
+        Workload::Put => (Method::PUT, format!("/kv/{key}"), bodies.put.clone()),
+        Workload::Mixed if rng.f64() < plan.read_ratio => {
+            (Method::GET, format!("/kv/{key}"), Bytes::new())
+        }
+        Workload::Mixed => (Method::PUT, format!("/kv/{key}"), bodies.put.clone()),
+        Workload::Batch => (
+            Method::POST,
+            "/kv/batch".to_owned(),
+            bodies.batch(rng, plan),
+        ),
+        Workload::Delete => (Method::DELETE, format!("/kv/{key}"), Bytes::new()),
+        Workload::List => {
+            let prefix = &key[..key.len() - 3];
+            (Method::GET, format!("/kv?prefix={prefix}"), Bytes::new())
+        }
+    }
+}
+
+/// Where the clients of one run stop, and what they count.
+struct RunLimits {
+    /// No request is sent after this.
+    deadline: Option<Instant>,
+    /// Requests left to send, shared by every client.
+    budget: Arc<AtomicU64>,
+    /// Answered requests, for a progress bar.
+    done: Arc<AtomicU64>,
+}
+
+impl RunLimits {
+    /// Takes one request from the budget; false once the run is over.
+    fn take_one(&self) -> bool {
+        self.deadline.is_none_or(|d| Instant::now() < d)
+            && self
+                .budget
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+    }
+}
+
+/// One client's loop: requests one after another on its connection,
+/// reconnecting after a failed exchange, until the run is over.
+async fn client(
+    seed: u64,
+    mut sender: Sender,
+    plan: Plan,
+    bodies: Arc<Bodies>,
+    limits: Arc<RunLimits>,
+) -> Tally {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut tally = Tally::new();
+    while limits.take_one() {
+        let (method, path, body) = next_request(&plan, &bodies, &mut rng);
+        let sent = Instant::now();
+        match exchange(&mut sender, &plan.authority, method, &path, body).await {
+            Ok(status) => tally.answered(status, sent.elapsed().as_micros() as u64),
+            Err(kind) => {
+                tally.failed(kind);
+                match connect(&plan.authority).await {
+                    Ok(fresh) => sender = fresh,
+                    Err(_) => break,
+                }
+            }
+        }
+        limits.done.fetch_add(1, Ordering::Relaxed);
+    }
+    tally
 }
 
 /// Runs the plan; `done` counts answered requests as they come, for a progress bar.
@@ -265,94 +372,38 @@ pub async fn run(plan: &Plan, done: Arc<AtomicU64>) -> Result<Report, ConnectErr
         senders.push(connect(&plan.authority).await?);
     }
     let bodies = Arc::new(Bodies::new(plan));
-    let budget = Arc::new(AtomicU64::new(plan.requests.unwrap_or(u64::MAX)));
     let started = Instant::now();
-    let deadline = plan.duration.map(|d| started + d);
-    let mut tasks = Vec::with_capacity(plan.clients);
-    for (i, mut sender) in senders.into_iter().enumerate() {
-        let (plan, bodies, budget, done) =
-            (plan.clone(), bodies.clone(), budget.clone(), done.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut rng = fastrand::Rng::with_seed(0x5eed + i as u64);
-            let mut tally = Tally {
-                histogram: Histogram::new_with_bounds(1, 60_000_000, 3)
-                    .expect("static bounds are valid"),
-                not_found: 0,
-                errors: BTreeMap::new(),
-            };
-            loop {
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    break;
-                }
-                if budget
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-                    .is_err()
-                {
-                    break;
-                }
-                let key = key_name(rng.u64(0..plan.keyspace));
-                let (method, path, body) = match plan.workload {
-                    Workload::Get => (Method::GET, format!("/kv/{key}"), Bytes::new()),
-                    Workload::Put => (Method::PUT, format!("/kv/{key}"), bodies.put.clone()),
-                    Workload::Mixed if rng.f64() < plan.read_ratio => {
-                        (Method::GET, format!("/kv/{key}"), Bytes::new())
-                    }
-                    Workload::Mixed => (Method::PUT, format!("/kv/{key}"), bodies.put.clone()),
-                    Workload::Batch => (
-                        Method::POST,
-                        "/kv/batch".to_owned(),
-                        bodies.batch(&mut rng, &plan),
-                    ),
-                    Workload::Delete => (Method::DELETE, format!("/kv/{key}"), Bytes::new()),
-                    Workload::List => {
-                        let prefix = &key[..key.len() - 3];
-                        (Method::GET, format!("/kv?prefix={prefix}"), Bytes::new())
-                    }
-                };
-                let sent = Instant::now();
-                match exchange(&mut sender, &plan.authority, method, &path, body).await {
-                    Ok(status) => {
-                        let micros = sent.elapsed().as_micros() as u64;
-                        tally.histogram.saturating_record(micros.max(1));
-                        if status == StatusCode::NOT_FOUND {
-                            tally.not_found += 1;
-                        } else if !status.is_success() {
-                            *tally
-                                .errors
-                                .entry(format!("HTTP {}", status.as_u16()))
-                                .or_default() += 1;
-                        }
-                    }
-                    Err(kind) => {
-                        *tally.errors.entry(kind).or_default() += 1;
-                        match connect(&plan.authority).await {
-                            Ok(fresh) => sender = fresh,
-                            Err(_) => break,
-                        }
-                    }
-                }
-                done.fetch_add(1, Ordering::Relaxed);
-            }
-            tally
-        }));
-    }
-    let mut total = Tally {
-        histogram: Histogram::new_with_bounds(1, 60_000_000, 3).expect("static bounds are valid"),
-        not_found: 0,
-        errors: BTreeMap::new(),
-    };
+    let limits = Arc::new(RunLimits {
+        deadline: plan.duration.map(|d| started + d),
+        budget: Arc::new(AtomicU64::new(plan.requests.unwrap_or(u64::MAX))),
+        done,
+    });
+    let tasks: Vec<_> = senders
+        .into_iter()
+        .enumerate()
+        .map(|(i, sender)| {
+            let seed = 0x5eed + i as u64;
+            tokio::spawn(client(
+                seed,
+                sender,
+                plan.clone(),
+                bodies.clone(),
+                limits.clone(),
+            ))
+        })
+        .collect();
+    let mut total = Tally::new();
     for task in tasks {
-        let tally = task.await.map_err(|e| ConnectError {
+        total.merge(task.await.map_err(|e| ConnectError {
             authority: plan.authority.clone(),
             reason: e.to_string(),
-        })?;
-        total.histogram.add(&tally.histogram).expect("same bounds");
-        total.not_found += tally.not_found;
-        for (kind, n) in tally.errors {
-            *total.errors.entry(kind).or_default() += n;
-        }
+        })?);
     }
-    let seconds = started.elapsed().as_secs_f64();
+    Ok(report(plan, &total, started.elapsed().as_secs_f64()))
+}
+
+/// The report of a run that took `seconds`.
+fn report(plan: &Plan, total: &Tally, seconds: f64) -> Report {
     let h = &total.histogram;
     let requests = h.len();
     let requests_per_sec = requests as f64 / seconds;
@@ -361,7 +412,7 @@ pub async fn run(plan: &Plan, done: Arc<AtomicU64>) -> Result<Report, ConnectErr
     } else {
         1.0
     };
-    Ok(Report {
+    Report {
         workload: plan.workload,
         clients: plan.clients,
         requests,
@@ -377,6 +428,6 @@ pub async fn run(plan: &Plan, done: Arc<AtomicU64>) -> Result<Report, ConnectErr
             max: h.max(),
         },
         not_found: total.not_found,
-        errors: total.errors,
-    })
+        errors: total.errors.clone(),
+    }
 }

@@ -50,6 +50,43 @@ pub struct Summary {
     pub corruption: Option<String>,
 }
 
+impl Summary {
+    /// Counts one record of the log; `last_batch` is the batch of the
+    /// record before it.
+    fn count(&mut self, record: &Record, last_batch: &mut Option<u64>) {
+        self.records += 1;
+        let ts = record.timestamp_ms;
+        self.first_timestamp_ms = Some(self.first_timestamp_ms.map_or(ts, |t| t.min(ts)));
+        self.last_timestamp_ms = Some(self.last_timestamp_ms.map_or(ts, |t| t.max(ts)));
+        if let Some(mark) = record.batch {
+            if *last_batch != Some(mark.id) {
+                self.batches += 1;
+            }
+        }
+        *last_batch = record.batch.map(|m| m.id);
+        match record.op {
+            Op::Set { .. } => self.sets += 1,
+            Op::Delete { .. } => self.deletes += 1,
+        }
+    }
+
+    /// Counts a key's final set as live or expired at `now_ms`, and
+    /// whether it is live.
+    fn count_final(&mut self, record: &Record, now_ms: u64) -> bool {
+        let expired = record.deadline_ms().is_some_and(|d| has_expired(d, now_ms));
+        if expired {
+            self.expired_keys += 1;
+        } else {
+            self.live_keys += 1;
+            if let Op::Set { value, .. } = &record.op {
+                self.live_value_bytes += value.size();
+            }
+            self.compacted_bytes += record.encode().len() as u64;
+        }
+        !expired
+    }
+}
+
 /// Reads a whole log, gathering its summary and final sets.
 ///
 /// Corruption does not fail the call: it is reported in the summary, which
@@ -81,19 +118,9 @@ pub fn analyze(
         path,
         |record, pos| {
             each(&record, pos);
-            summary.records += 1;
-            let ts = record.timestamp_ms;
-            summary.first_timestamp_ms = Some(summary.first_timestamp_ms.map_or(ts, |t| t.min(ts)));
-            summary.last_timestamp_ms = Some(summary.last_timestamp_ms.map_or(ts, |t| t.max(ts)));
-            if let Some(mark) = record.batch {
-                if last_batch != Some(mark.id) {
-                    summary.batches += 1;
-                }
-            }
-            last_batch = record.batch.map(|m| m.id);
+            summary.count(&record, &mut last_batch);
             match &record.op {
                 Op::Set { key, .. } => {
-                    summary.sets += 1;
                     let key = key.clone();
                     sets.insert(
                         key,
@@ -104,7 +131,6 @@ pub fn analyze(
                     );
                 }
                 Op::Delete { key } => {
-                    summary.deletes += 1;
                     sets.remove(key);
                 }
             }
@@ -122,22 +148,7 @@ pub fn analyze(
         }
         Err(other) => return Err(other.into()),
     };
-    let mut line = Vec::with_capacity(256);
-    sets.retain(|_, record| {
-        let expired = record.deadline_ms().is_some_and(|d| has_expired(d, now_ms));
-        if expired {
-            summary.expired_keys += 1;
-        } else {
-            summary.live_keys += 1;
-            if let Op::Set { value, .. } = &record.op {
-                summary.live_value_bytes += value.size();
-            }
-            line.clear();
-            record.encode_into(&mut line);
-            summary.compacted_bytes += line.len() as u64;
-        }
-        !expired
-    });
+    sets.retain(|_, record| summary.count_final(record, now_ms));
     summary.reclaimable = if file_bytes == 0 {
         0.0
     } else {

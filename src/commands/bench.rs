@@ -15,6 +15,24 @@ use crate::output::{emit, emit_line, resolve, table};
 
 /// `kvctl bench`.
 pub fn run(args: BenchArgs) -> Result<(), CliError> {
+    let plan = plan_of(&args)?;
+    // Several workers so the generator is not the bottleneck of one core.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let report = rt.block_on(run_with_progress(&plan, args.preload));
+    let report = report.map_err(|e| {
+        CliError::Client(crate::client::ClientError::Unreachable {
+            server: args.server.clone(),
+            reason: e.reason,
+        })
+    })?;
+    print(&report, resolve(args.output.output))
+}
+
+/// The plan the arguments describe.
+fn plan_of(args: &BenchArgs) -> Result<Plan, CliError> {
     let client = Client::new(&args.server)?;
     let authority = client
         .server()
@@ -30,7 +48,7 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
         (None, None) => Some(Duration::from_secs(10)),
         (duration, _) => duration,
     };
-    let plan = Plan {
+    Ok(Plan {
         authority,
         workload: args.workload,
         clients: args.clients,
@@ -41,48 +59,38 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
         ttl: args.ttl,
         read_ratio: args.read_ratio,
         batch_size: args.batch_size,
-    };
-    // Several workers so the generator is not the bottleneck of one core.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let report = rt.block_on(async {
-        if args.preload {
-            let bar = spinner(format!("preloading {} keys", plan.keyspace));
-            bench::preload(&plan).await?;
-            bar.finish_and_clear();
-        }
-        let done = Arc::new(AtomicU64::new(0));
-        let bar = progress(&plan);
-        let ticker = {
-            let (bar, done) = (bar.clone(), done.clone());
-            let started = std::time::Instant::now();
-            let by_time = plan.requests.is_none();
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    if by_time {
-                        bar.set_position(started.elapsed().as_millis() as u64);
-                    } else {
-                        bar.set_position(done.load(Ordering::Relaxed));
-                    }
-                    bar.set_message(format!("{} requests", done.load(Ordering::Relaxed)));
-                }
-            })
-        };
-        let report = bench::run(&plan, done).await;
-        ticker.abort();
+    })
+}
+
+/// Preloads if asked, then runs the plan behind progress bars on stderr.
+async fn run_with_progress(plan: &Plan, preload: bool) -> Result<Report, bench::ConnectError> {
+    if preload {
+        let bar = spinner(format!("preloading {} keys", plan.keyspace));
+        bench::preload(plan).await?;
         bar.finish_and_clear();
-        report
-    });
-    let report = report.map_err(|e| {
-        CliError::Client(crate::client::ClientError::Unreachable {
-            server: args.server.clone(),
-            reason: e.reason,
+    }
+    let done = Arc::new(AtomicU64::new(0));
+    let bar = progress(plan);
+    let ticker = {
+        let (bar, done) = (bar.clone(), done.clone());
+        let started = std::time::Instant::now();
+        let by_time = plan.requests.is_none();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if by_time {
+                    bar.set_position(started.elapsed().as_millis() as u64);
+                } else {
+                    bar.set_position(done.load(Ordering::Relaxed));
+                }
+                bar.set_message(format!("{} requests", done.load(Ordering::Relaxed)));
+            }
         })
-    })?;
-    print(&report, resolve(args.output.output))
+    };
+    let report = bench::run(plan, done).await;
+    ticker.abort();
+    bar.finish_and_clear();
+    report
 }
 
 fn spinner(message: String) -> ProgressBar {

@@ -104,71 +104,77 @@ fn print_summary(s: &Summary, format: OutputFormat) -> Result<(), CliError> {
 
 fn print_records(records: &[(Record, LinePos)], format: OutputFormat) -> Result<(), CliError> {
     match format {
-        OutputFormat::Json => {
-            let mut text = String::new();
-            for (record, pos) in records {
-                let (op, value, ttl) = fields(record);
-                let value: Option<serde_json::Value> =
-                    value.map(|v| serde_json::from_str(v).expect("stored JSON is valid"));
-                let line = json!({
-                    "line": pos.line,
-                    "offset": pos.offset,
-                    "op": op,
-                    "key": record.key(),
-                    "value": value,
-                    "ttl": ttl,
-                    "timestamp_ms": record.timestamp_ms,
-                    "batch": record.batch.map(|b| b.id),
-                });
-                text.push_str(&line.to_string());
-                text.push('\n');
-            }
-            emit(&text)?;
-        }
-        OutputFormat::Plain => {
-            let mut text = String::new();
-            for (record, pos) in records {
-                let (op, value, ttl) = fields(record);
-                text.push_str(&format!(
-                    "{}\t{}\t{op}\t{}\t{}\t{}\t{}\n",
-                    pos.line,
-                    pos.offset,
-                    record.key(),
-                    format_timestamp(record.timestamp_ms),
-                    ttl.map_or("-".into(), |t| t.to_string()),
-                    value.unwrap_or("-"),
-                ));
-            }
-            emit(&text)?;
-        }
-        OutputFormat::Table => {
-            let mut t = table([
-                "line",
-                "offset",
-                "op",
-                "key",
-                "timestamp",
-                "ttl",
-                "batch",
-                "value",
-            ]);
-            for (record, pos) in records {
-                let (op, value, ttl) = fields(record);
-                t.add_row([
-                    pos.line.to_string(),
-                    pos.offset.to_string(),
-                    op.to_owned(),
-                    record.key().to_owned(),
-                    format_timestamp(record.timestamp_ms),
-                    ttl.map_or("-".into(), |t| t.to_string()),
-                    record.batch.map_or("-".into(), |b| b.id.to_string()),
-                    value.map_or("-".into(), |v| shorten(v, 60)),
-                ]);
-            }
-            emit_line(&format!("{t}\n{} records", records.len()))?;
-        }
+        OutputFormat::Json => emit(&records_as_json_lines(records))?,
+        OutputFormat::Plain => emit(&records_as_plain_lines(records))?,
+        OutputFormat::Table => emit_line(&records_as_table(records))?,
     }
     Ok(())
+}
+
+fn records_as_json_lines(records: &[(Record, LinePos)]) -> String {
+    let mut text = String::new();
+    for (record, pos) in records {
+        let (op, value, ttl) = fields(record);
+        let value: Option<serde_json::Value> =
+            value.map(|v| serde_json::from_str(v).expect("stored JSON is valid"));
+        let line = json!({
+            "line": pos.line,
+            "offset": pos.offset,
+            "op": op,
+            "key": record.key(),
+            "value": value,
+            "ttl": ttl,
+            "timestamp_ms": record.timestamp_ms,
+            "batch": record.batch.map(|b| b.id),
+        });
+        text.push_str(&line.to_string());
+        text.push('\n');
+    }
+    text
+}
+
+fn records_as_plain_lines(records: &[(Record, LinePos)]) -> String {
+    let mut text = String::new();
+    for (record, pos) in records {
+        let (op, value, ttl) = fields(record);
+        text.push_str(&format!(
+            "{}\t{}\t{op}\t{}\t{}\t{}\t{}\n",
+            pos.line,
+            pos.offset,
+            record.key(),
+            format_timestamp(record.timestamp_ms),
+            ttl.map_or("-".into(), |t| t.to_string()),
+            value.unwrap_or("-"),
+        ));
+    }
+    text
+}
+
+fn records_as_table(records: &[(Record, LinePos)]) -> String {
+    let mut t = table([
+        "line",
+        "offset",
+        "op",
+        "key",
+        "timestamp",
+        "ttl",
+        "batch",
+        "value",
+    ]);
+    for (record, pos) in records {
+        let (op, value, ttl) = fields(record);
+        t.add_row([
+            pos.line.to_string(),
+            pos.offset.to_string(),
+            op.to_owned(),
+            record.key().to_owned(),
+            format_timestamp(record.timestamp_ms),
+            ttl.map_or("-".into(), |t| t.to_string()),
+            record.batch.map_or("-".into(), |b| b.id.to_string()),
+            value.map_or("-".into(), |v| shorten(v, 60)),
+        ]);
+    }
+    format!("{t}\n{} records", records.len())
 }
 
 /// A record's op name, value JSON and ttl, for listing.

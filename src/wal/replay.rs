@@ -321,6 +321,7 @@ impl<'p, V> ScanState<'p, V> {
         })
     }
 
+    /// Takes a decoded chunk's lines, the chunks in log order.
     fn take(
         &mut self,
         decoded: Decoded<V>,
@@ -351,43 +352,54 @@ impl<'p, V> ScanState<'p, V> {
                 }
                 Line::Record(record) => record,
             };
-            match (record.batch, self.pending.as_mut()) {
-                (None, None) => {
-                    self.scan.records += 1;
-                    visit(record, pos);
-                }
-                (Some(mark), None) => {
-                    self.scan.max_batch_id = self.scan.max_batch_id.max(mark.id);
-                    // The length comes from the file: a hand-written
-                    // line may claim billions.
-                    let mut records = Vec::with_capacity((mark.len as usize).min(1024));
-                    records.push((record, pos));
-                    self.pending = Some(PendingBatch { mark, pos, records });
-                }
-                (Some(mark), Some(batch)) if mark == batch.mark => {
-                    batch.records.push((record, pos));
-                }
-                (_, Some(batch)) => {
-                    let reason = format!(
-                        "batch {} has {} of its {} lines before line {} interrupts it",
-                        batch.mark.id,
-                        batch.records.len(),
-                        batch.mark.len,
-                        pos.line
-                    );
-                    let batch_pos = batch.pos;
-                    return Err(self.corrupt(batch_pos, reason, batch_pos.offset));
-                }
+            self.take_record(record, pos, visit)?;
+        }
+        Ok(())
+    }
+
+    /// Hands a record to `visit`, or holds it until its batch is whole.
+    fn take_record(
+        &mut self,
+        record: Record<V>,
+        pos: LinePos,
+        visit: &mut impl FnMut(Record<V>, LinePos),
+    ) -> Result<(), ScanError> {
+        match (record.batch, self.pending.as_mut()) {
+            (None, None) => {
+                self.scan.records += 1;
+                visit(record, pos);
             }
-            if self
-                .pending
-                .as_ref()
-                .is_some_and(|b| b.records.len() == b.mark.len as usize)
-            {
-                for (record, pos) in self.pending.take().expect("checked").records {
-                    self.scan.records += 1;
-                    visit(record, pos);
-                }
+            (Some(mark), None) => {
+                self.scan.max_batch_id = self.scan.max_batch_id.max(mark.id);
+                // The length comes from the file: a hand-written
+                // line may claim billions.
+                let mut records = Vec::with_capacity((mark.len as usize).min(1024));
+                records.push((record, pos));
+                self.pending = Some(PendingBatch { mark, pos, records });
+            }
+            (Some(mark), Some(batch)) if mark == batch.mark => {
+                batch.records.push((record, pos));
+            }
+            (_, Some(batch)) => {
+                let reason = format!(
+                    "batch {} has {} of its {} lines before line {} interrupts it",
+                    batch.mark.id,
+                    batch.records.len(),
+                    batch.mark.len,
+                    pos.line
+                );
+                let batch_pos = batch.pos;
+                return Err(self.corrupt(batch_pos, reason, batch_pos.offset));
+            }
+        }
+        if self
+            .pending
+            .as_ref()
+            .is_some_and(|b| b.records.len() == b.mark.len as usize)
+        {
+            for (record, pos) in self.pending.take().expect("checked").records {
+                self.scan.records += 1;
+                visit(record, pos);
             }
         }
         Ok(())
