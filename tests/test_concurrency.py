@@ -288,9 +288,8 @@ def test_overlapping_batches_in_opposite_order_do_not_deadlock(server):
             assert_json(r, 200, {"results": [SUCCESS, SUCCESS, {"value": v}, {"value": v}]})
         return True
 
-    t0 = time.monotonic()
+    # A deadlock shows as requests that time out (HTTP_TIMEOUT), not as a hang.
     assert all(run_parallel(server, 8, work))
-    assert time.monotonic() - t0 < 30
     assert server.value_of("x") == server.value_of("y")
 
 

@@ -307,16 +307,19 @@ def test_replayed_ttl_expires_at_timestamp_plus_ttl(server_factory):
     write_wal(s, [{"op": "set", "key": "k", "value": "v", "ttl": 3, "timestamp": round(wall_written, 3)}])
     s.start()
     expires_wall = wall_written + 3
-    assert time.time() < expires_wall - 0.3, "server took too long to start for this test to be meaningful"
-    s.assert_value("k", "v")
+    # Every read must agree with expiry at timestamp + ttl (within the
+    # tolerances below): a slow start only leaves fewer reads that see the key.
     while True:
-        t = time.time()
+        began = time.time()
         r = s.get_kv("k")
+        ended = time.time()
         if r.status_code == 404:
+            assert_json(r, 404, NOT_FOUND)
             break
-        assert t <= expires_wall + 1.5, "key outlived timestamp + ttl"
+        assert_json(r, 200, {"value": "v"})
+        assert began <= expires_wall + 1.5, "key outlived timestamp + ttl"
         time.sleep(0.02)
-    assert t >= expires_wall - 0.2, f"key expired {expires_wall - t:.2f}s early"
+    assert ended >= expires_wall - 0.2, f"key expired {expires_wall - ended:.2f}s early"
 
 
 @pytest.mark.parametrize("crash", [False, True], ids=["sigterm", "kill9"])
@@ -328,17 +331,20 @@ def test_expiry_survives_restart_exactly(server, crash):
     while time.monotonic() < t0 + 1.0:
         time.sleep(0.01)
     server.crash_restart() if crash else server.restart()
-    assert time.monotonic() - t0 < 2.5, "restart took too long for this test to be meaningful"
-    server.assert_value("ttl3", "short-lived")
+    # Every read after the restart must agree with expiry at write time + 3 s
+    # (within the tolerances below); a slow restart only leaves fewer reads
+    # that see the key.
     while True:
-        t = time.monotonic()
+        began = time.monotonic()
         r = server.get_kv("ttl3")
+        ended = time.monotonic()
         if r.status_code == 404:
             assert_json(r, 404, NOT_FOUND)
             break
-        assert t - t0 <= 3 + 1.5, "key outlived its ttl across a restart (ttl restarted?)"
+        assert_json(r, 200, {"value": "short-lived"})
+        assert began - t0 <= 3 + 1.5, "key outlived its ttl across a restart (ttl restarted?)"
         time.sleep(0.02)
-    assert t - t0 >= 3 - 0.2
+    assert ended - t0 >= 3 - 0.2, f"key expired {3 - (ended - t0):.2f}s early"
     server.assert_value("perm", "p")
 
 

@@ -215,7 +215,8 @@ def test_expired_keys_memory_is_reclaimed_without_reads(server):
     growth = rss_full - rss_before
     assert growth > 20_000, f"storing {n} values should take memory (grew only {growth} KiB)"
     # no HTTP traffic from here on: only watch /proc
-    deadline = t0 + 1 + 10
+    # The deadline bounds a hang: the contract sets no time for giving memory back.
+    deadline = t0 + 1 + 60
     while True:
         rss = _rss_kib(server.pid)
         if rss < rss_before + growth * 0.5:

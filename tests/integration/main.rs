@@ -1,8 +1,10 @@
-//! Integration tests: the real `kvctl` binary, free ports, temp directories.
+//! Integration tests: the real `kvctl` binary on free ports with temp
+//! directories, and the router driven in process.
 
 mod bench;
 mod cli;
 mod generated;
+mod router;
 mod server;
 mod support;
 mod wal;

@@ -15,96 +15,93 @@ fn wal(dir: &std::path::Path) -> std::path::PathBuf {
     dir.join("wal.log")
 }
 
-/// The keys of a batch that was sent, and the value it set them all to.
-type SentBatch = (Vec<String>, u64);
+/// What the writers of the crash test sent, and what was acknowledged.
+#[derive(Default)]
+struct Sent {
+    /// Every key a single PUT was sent for, with its value.
+    puts: HashMap<String, Value>,
+    /// Keys whose PUT was acknowledged and not followed by a DELETE.
+    acked: HashMap<String, Value>,
+    /// Keys whose DELETE was acknowledged.
+    deleted: Vec<String>,
+    /// Every batch sent, acknowledged or not: its keys and the value it set
+    /// them all to.
+    batches: Vec<(Vec<String>, Value)>,
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn kill_9_under_concurrent_writes_loses_nothing_acknowledged() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start(dir.path(), &[]);
-    let client = server.client();
-    let acked: Arc<Mutex<HashMap<String, Value>>> = Arc::default();
-    let deleted: Arc<Mutex<Vec<String>>> = Arc::default();
-    // Every batch sent, acknowledged or not: (keys, value).
-    let batches: Arc<Mutex<Vec<SentBatch>>> = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
+type Shared = Arc<Mutex<Sent>>;
 
-    let mut tasks = Vec::new();
-    for writer in 0..32u64 {
-        let (client, acked, deleted, stop) =
-            (client.clone(), acked.clone(), deleted.clone(), stop.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let key = format!("w{writer}-{i}");
-                let value = json!({"writer": writer, "i": i});
-                if client.put(&key, &value, None).await.is_err() {
-                    break;
-                }
-                acked.lock().unwrap().insert(key.clone(), value);
-                if i % 7 == 3 {
-                    // Once the delete is sent the key's fate is unknown until
-                    // it is acknowledged.
-                    acked.lock().unwrap().remove(&key);
-                    if client.delete(&key).await.is_err() {
-                        break;
-                    }
-                    deleted.lock().unwrap().push(key);
-                }
-                i += 1;
+/// A writer of single PUTs, each key once, deleting every seventh after it
+/// is acknowledged. Stops at `stop` or at the first failed request.
+async fn put_and_delete(
+    client: kvctl::client::Client,
+    writer: u64,
+    sent: Shared,
+    stop: Arc<AtomicBool>,
+) {
+    let mut i = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let key = format!("w{writer}-{i}");
+        let value = json!({"writer": writer, "i": i});
+        sent.lock().unwrap().puts.insert(key.clone(), value.clone());
+        if client.put(&key, &value, None).await.is_err() {
+            return;
+        }
+        if i % 7 == 3 {
+            // Once the delete is sent the key's fate is unknown until it is
+            // acknowledged.
+            if client.delete(&key).await.is_err() {
+                return;
             }
-        }));
+            sent.lock().unwrap().deleted.push(key);
+        } else {
+            sent.lock().unwrap().acked.insert(key, value);
+        }
+        i += 1;
     }
-    for writer in 0..4u64 {
-        let (client, batches, stop) = (client.clone(), batches.clone(), stop.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let keys: Vec<String> = (0..5).map(|k| format!("b{writer}-{i}-{k}")).collect();
-                let ops: Vec<Value> = keys
-                    .iter()
-                    .map(|k| json!({"op": "set", "key": k, "value": i}))
-                    .collect();
-                batches.lock().unwrap().push((keys, i));
-                if client.batch(&json!({ "operations": ops })).await.is_err() {
-                    break;
-                }
-                i += 1;
-            }
-        }));
-    }
+}
 
-    let enough = wait_until(Duration::from_secs(30), || {
-        acked.lock().unwrap().len() >= 3000
-    });
-    assert!(enough, "writers made too little progress");
-    server.kill9();
-    stop.store(true, Ordering::Relaxed);
-    for task in tasks {
-        task.await.unwrap();
+/// A writer of batches of five sets.
+async fn batches_of_five(
+    client: kvctl::client::Client,
+    writer: u64,
+    sent: Shared,
+    stop: Arc<AtomicBool>,
+) {
+    let mut i = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let keys: Vec<String> = (0..5).map(|k| format!("b{writer}-{i}-{k}")).collect();
+        let ops: Vec<Value> = keys
+            .iter()
+            .map(|k| json!({"op": "set", "key": k, "value": i}))
+            .collect();
+        sent.lock().unwrap().batches.push((keys, json!(i)));
+        if client.batch(&json!({ "operations": ops })).await.is_err() {
+            return;
+        }
+        i += 1;
     }
+}
 
-    server.restart();
-    let client = server.client();
-    let acked = acked.lock().unwrap().clone();
-    for (key, value) in &acked {
+/// Checks a restarted server against what was sent before the crash.
+async fn check_recovered(client: &kvctl::client::Client, sent: &Sent) {
+    for (key, value) in &sent.acked {
         assert_eq!(
             client.get(key).await.unwrap().as_ref(),
             Some(value),
             "lost {key}"
         );
     }
-    let deleted = deleted.lock().unwrap().clone();
-    for key in &deleted {
+    for key in &sent.deleted {
         assert_eq!(client.get(key).await.unwrap(), None, "delete of {key} lost");
     }
-    assert!(!batches.lock().unwrap().is_empty());
-    let batches = batches.lock().unwrap().clone();
-    for (keys, value) in &batches {
+    let mut batch_of: HashMap<&str, &Value> = HashMap::new();
+    for (keys, value) in &sent.batches {
         let mut present = 0;
         for key in keys {
+            batch_of.insert(key.as_str(), value);
             if let Some(v) = client.get(key).await.unwrap() {
-                assert_eq!(v, json!(value));
+                assert_eq!(&v, value, "{key}");
                 present += 1;
             }
         }
@@ -113,14 +110,50 @@ async fn kill_9_under_concurrent_writes_loses_nothing_acknowledged() {
             "batch {keys:?} half applied"
         );
     }
-    // Nothing appears that was never sent.
-    let keys = client.list("").await.unwrap();
-    for key in keys {
-        assert!(
-            acked.contains_key(&key) || key.starts_with('b') || key.starts_with('w'),
-            "unexpected key {key}"
+    // Nothing appears that was never sent, nor with a value never sent for it.
+    for key in client.list("").await.unwrap() {
+        let sent_value = sent.puts.get(&key).or(batch_of.get(key.as_str()).copied());
+        let Some(sent_value) = sent_value else {
+            panic!("{key} was never sent");
+        };
+        assert_eq!(
+            client.get(&key).await.unwrap().as_ref(),
+            Some(sent_value),
+            "{key}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_under_concurrent_writes_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    let sent: Shared = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for writer in 0..32 {
+        let writer = put_and_delete(server.client(), writer, sent.clone(), stop.clone());
+        tasks.push(tokio::spawn(writer));
+    }
+    for writer in 0..4 {
+        let writer = batches_of_five(server.client(), writer, sent.clone(), stop.clone());
+        tasks.push(tokio::spawn(writer));
+    }
+    // The deadline bounds a hang; any amount of progress past the mark is
+    // a valid moment to crash.
+    let enough = wait_until(Duration::from_secs(120), || {
+        let sent = sent.lock().unwrap();
+        sent.acked.len() >= 3000 && !sent.batches.is_empty()
+    });
+    assert!(enough, "the writers stalled");
+    server.kill9();
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    server.restart();
+    let sent = std::mem::take(&mut *sent.lock().unwrap());
+    check_recovered(&server.client(), &sent).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -414,36 +447,53 @@ fn set_file_size_limit(pid: u32, bytes: u64) {
 async fn expiry_survives_restart_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path(), &[]);
-    let written = Instant::now();
+    let ttl = Duration::from_secs(3);
+    let sent = Instant::now();
     server
         .client()
         .put("t", &json!("soon"), Some(3))
         .await
         .unwrap();
+    let acked = Instant::now();
     server
         .client()
         .put("p", &json!("stays"), None)
         .await
         .unwrap();
     server.kill9();
-    tokio::time::sleep(Duration::from_millis(800)).await;
     server.restart();
     let client = server.client();
-    assert!(
-        written.elapsed() < Duration::from_millis(2800),
-        "restart too slow to test"
-    );
-    assert_eq!(client.get("t").await.unwrap(), Some(json!("soon")));
-    let deadline = written + Duration::from_millis(4500);
-    while client.get("t").await.unwrap().is_some() {
-        assert!(Instant::now() < deadline, "key outlived its ttl");
+    // Each read after the restart must agree with a deadline of write time
+    // plus ttl (the write happened between `sent` and `acked`): present if
+    // it began before `sent + ttl`, absent if it ended after `acked + ttl`.
+    // A slow restart only leaves fewer reads that see the key; the deadline
+    // bounds a hang. The log keeps milliseconds, so a deadline may fall up
+    // to a millisecond before `sent + ttl`.
+    let give_up = acked + ttl + Duration::from_secs(30);
+    loop {
+        let began = Instant::now();
+        let value = client.get("t").await.unwrap();
+        let ended = Instant::now();
+        match value {
+            Some(value) => {
+                assert_eq!(value, json!("soon"));
+                assert!(
+                    began < acked + ttl,
+                    "read {:?} after its deadline",
+                    began - acked - ttl
+                );
+            }
+            None => {
+                let earliest = sent + ttl - Duration::from_millis(1);
+                assert!(ended >= earliest, "expired {:?} early", earliest - ended);
+                break;
+            }
+        }
+        assert!(Instant::now() < give_up, "key outlived its ttl");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(
-        written.elapsed() >= Duration::from_millis(2900),
-        "expired early"
-    );
     assert_eq!(client.stats().await.unwrap().keys, 1);
+    assert_eq!(client.get("p").await.unwrap(), Some(json!("stays")));
 }
 
 #[test]

@@ -1,0 +1,414 @@
+//! The router in process (`app(...).oneshot(...)`, no socket): every
+//! endpoint's exact body, status and content type, over the local engine on
+//! a temporary directory and over the in-memory backend, and every storage
+//! error's status.
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use kvctl::api::Limits;
+use kvctl::local::Engine;
+use kvctl::server::app;
+use kvctl::storage::memory::MemoryStorage;
+use kvctl::storage::{Command, Key, Outcome, Stats, Storage, StorageError};
+use kvctl::wal::FsyncPolicy;
+
+/// Sends one request; answers the status and the body, which must be JSON.
+async fn send(router: &Router, method: Method, uri: &str, body: &str) -> (StatusCode, Value) {
+    let request = Request::builder()
+        .method(method.clone())
+        .uri(uri)
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        content_type.as_ref().and_then(|v| v.to_str().ok()),
+        Some("application/json"),
+        "{method} {uri}"
+    );
+    let body = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+        panic!(
+            "{method} {uri}: not JSON ({e}): {}",
+            String::from_utf8_lossy(&bytes)
+        )
+    });
+    (status, body)
+}
+
+fn limits() -> Limits {
+    Limits {
+        max_key_bytes: 16,
+        max_body_bytes: 1000,
+        max_batch_ops: 5,
+    }
+}
+
+/// The contract's exchanges, in order, against a fresh store.
+async fn the_contract_holds(router: Router) {
+    use Method as M;
+    let not_found = json!({"error": "key not found"});
+    let ok = json!({"success": true});
+    let cases: Vec<(Method, &str, &str, StatusCode, Value)> = vec![
+        (
+            M::GET,
+            "/stats",
+            "",
+            StatusCode::OK,
+            json!({"keys": 0, "size_bytes": 0}),
+        ),
+        (
+            M::GET,
+            "/kv/a",
+            "",
+            StatusCode::NOT_FOUND,
+            not_found.clone(),
+        ),
+        (
+            M::PUT,
+            "/kv/a",
+            r#"{"value":{"z":1,"a":[true,null]}}"#,
+            StatusCode::OK,
+            ok.clone(),
+        ),
+        (
+            M::GET,
+            "/kv/a",
+            "",
+            StatusCode::OK,
+            json!({"value": {"z": 1, "a": [true, null]}}),
+        ),
+        (
+            M::PUT,
+            "/kv/a%2Fb",
+            r#"{"value":"h\u00e9","ttl":60}"#,
+            StatusCode::OK,
+            ok.clone(),
+        ),
+        (
+            M::GET,
+            "/kv/a/b",
+            "",
+            StatusCode::OK,
+            json!({"value": "hé"}),
+        ),
+        (
+            M::PUT,
+            "/kv/batch",
+            r#"{"value":null}"#,
+            StatusCode::OK,
+            ok.clone(),
+        ),
+        (
+            M::GET,
+            "/kv/batch",
+            "",
+            StatusCode::OK,
+            json!({"value": null}),
+        ),
+        (
+            M::GET,
+            "/kv",
+            "",
+            StatusCode::OK,
+            json!({"keys": ["a", "a/b", "batch"]}),
+        ),
+        (
+            M::GET,
+            "/kv?prefix=a%2F",
+            "",
+            StatusCode::OK,
+            json!({"keys": ["a/b"]}),
+        ),
+        (
+            M::GET,
+            "/stats",
+            "",
+            StatusCode::OK,
+            json!({"keys": 3, "size_bytes": 23 + 3 + 4}),
+        ),
+        (M::DELETE, "/kv/batch", "", StatusCode::OK, ok.clone()),
+        (
+            M::DELETE,
+            "/kv/batch",
+            "",
+            StatusCode::NOT_FOUND,
+            not_found.clone(),
+        ),
+        (
+            M::POST,
+            "/kv/batch",
+            r#"{"operations":[{"op":"set","key":"x","value":1},{"op":"get","key":"x"},
+                {"op":"delete","key":"x"},{"op":"get","key":"x"},{"op":"delete","key":"x"}]}"#,
+            StatusCode::OK,
+            json!({"results": [ok, {"value": 1}, ok, not_found, not_found]}),
+        ),
+        (
+            M::POST,
+            "/kv/batch",
+            r#"{"operations":[]}"#,
+            StatusCode::OK,
+            json!({"results": []}),
+        ),
+    ];
+    for (method, uri, body, status, expected) in cases {
+        let (got_status, got) = send(&router, method.clone(), uri, body).await;
+        assert_eq!(
+            (got_status, &got),
+            (status, &expected),
+            "{method} {uri} {body}"
+        );
+    }
+}
+
+/// Bad input gets a JSON error with the right status and changes nothing.
+async fn bad_input_is_refused_and_changes_nothing(router: Router) {
+    use Method as M;
+    let cases: Vec<(Method, String, String, StatusCode)> = vec![
+        (
+            M::PUT,
+            "/kv/k".into(),
+            "not json".into(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            M::PUT,
+            "/kv/k".into(),
+            "[1]".into(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            M::PUT,
+            "/kv/k".into(),
+            r#"{"val":1}"#.into(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            M::PUT,
+            "/kv/k".into(),
+            r#"{"value":1,"ttl":0}"#.into(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            M::PUT,
+            "/kv/k".into(),
+            r#"{"value":1,"ttl":1.5}"#.into(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            M::PUT,
+            "/kv/".into(),
+            r#"{"value":1}"#.into(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            M::PUT,
+            "/kv/%zz".into(),
+            r#"{"value":1}"#.into(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            M::PUT,
+            "/kv/%C3%28".into(),
+            r#"{"value":1}"#.into(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            M::PUT,
+            format!("/kv/{}", "k".repeat(17)),
+            r#"{"value":1}"#.into(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            M::PUT,
+            "/kv/k".into(),
+            format!(r#"{{"value":"{}"}}"#, "x".repeat(1000)),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            M::POST,
+            "/kv/batch".into(),
+            r#"{"ops":[]}"#.into(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            M::POST,
+            "/kv/batch".into(),
+            r#"{"operations":[{"op":"set","key":"k","value":1},{"op":"incr","key":"k"}]}"#.into(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            M::POST,
+            "/kv/batch".into(),
+            format!(
+                r#"{{"operations":[{}]}}"#,
+                [r#"{"op":"get","key":"k"}"#; 6].join(",")
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            M::GET,
+            "/nowhere".into(),
+            String::new(),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            M::PATCH,
+            "/kv/k".into(),
+            String::new(),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            M::POST,
+            "/stats".into(),
+            String::new(),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+    ];
+    for (method, uri, body, status) in cases {
+        let (got_status, got) = send(&router, method.clone(), &uri, &body).await;
+        assert_eq!(got_status, status, "{method} {uri} {body}: {got}");
+        assert!(got["error"].is_string(), "{method} {uri}: {got}");
+        assert_eq!(got.as_object().map(|o| o.len()), Some(1), "{got}");
+    }
+    let (_, stats) = send(&router, Method::GET, "/stats", "").await;
+    assert_eq!(
+        stats,
+        json!({"keys": 0, "size_bytes": 0}),
+        "a rejected request changed the store"
+    );
+    let (_, named) = send(
+        &router,
+        Method::POST,
+        "/kv/batch",
+        r#"{"operations":[{"op":"get","key":"k"},{"op":"set","key":"k"}]}"#,
+    )
+    .await;
+    assert_eq!(
+        named["error"],
+        r#"operations[1]: missing "value" (use null to store null)"#
+    );
+}
+
+mod local_engine {
+    use super::*;
+
+    fn router() -> (Router, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, _) = Engine::open(dir.path(), FsyncPolicy::Never).unwrap();
+        (app(engine, limits()), dir)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_contract_holds() {
+        let (router, _dir) = router();
+        super::the_contract_holds(router).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bad_input_is_refused_and_changes_nothing() {
+        let (router, _dir) = router();
+        super::bad_input_is_refused_and_changes_nothing(router).await;
+    }
+}
+
+mod memory_backend {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_contract_holds() {
+        super::the_contract_holds(app(MemoryStorage::new(), limits())).await;
+    }
+
+    #[tokio::test]
+    async fn bad_input_is_refused_and_changes_nothing() {
+        let router = app(MemoryStorage::new(), limits());
+        super::bad_input_is_refused_and_changes_nothing(router).await;
+    }
+}
+
+/// A backend whose every answer is one error, to drive the error mapping.
+#[derive(Clone)]
+struct Failing(StorageError);
+
+impl Storage for Failing {
+    async fn get(&self, _: &str) -> Result<Box<str>, StorageError> {
+        Err(self.0.clone())
+    }
+    async fn list(&self, _: &str) -> Result<Vec<Key>, StorageError> {
+        Err(self.0.clone())
+    }
+    async fn stats(&self) -> Result<Stats, StorageError> {
+        Err(self.0.clone())
+    }
+    async fn execute(&self, _: Vec<Command>) -> Result<Vec<Outcome>, StorageError> {
+        Err(self.0.clone())
+    }
+    async fn shutdown(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn every_storage_error_has_its_status_and_a_json_body() {
+    let cases = [
+        (
+            StorageError::NotFound,
+            StatusCode::NOT_FOUND,
+            "key not found",
+        ),
+        (
+            StorageError::Rejected("too big for the cluster".into()),
+            StatusCode::BAD_REQUEST,
+            "too big for the cluster",
+        ),
+        (
+            StorageError::Conflict("lost a race".into()),
+            StatusCode::CONFLICT,
+            "lost a race",
+        ),
+        (
+            StorageError::Unavailable("no quorum".into()),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no quorum",
+        ),
+        (
+            StorageError::Timeout("slow".into()),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "slow",
+        ),
+        (
+            StorageError::Failed("disk full".into()),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "disk full",
+        ),
+    ];
+    for (error, status, text) in cases {
+        let router = app(Failing(error.clone()), limits());
+        for (method, uri, body) in [
+            (Method::GET, "/kv/k", ""),
+            (Method::PUT, "/kv/k", r#"{"value":1}"#),
+            (Method::DELETE, "/kv/k", ""),
+            (
+                Method::POST,
+                "/kv/batch",
+                r#"{"operations":[{"op":"get","key":"k"}]}"#,
+            ),
+            (Method::GET, "/kv", ""),
+            (Method::GET, "/stats", ""),
+        ] {
+            let got = send(&router, method.clone(), uri, body).await;
+            assert_eq!(
+                got,
+                (status, json!({ "error": text })),
+                "{error:?}: {method} {uri}"
+            );
+        }
+    }
+}
