@@ -58,7 +58,7 @@ impl Backend {
             let outcomes = engine.execute(commands).await;
             let synced = engine.shutdown().await;
             let outcomes = outcomes.context("the write failed")?;
-            synced.context("cannot sync the log")?;
+            synced.map_err(anyhow::Error::from)?;
             Ok(outcomes)
         })
     }
