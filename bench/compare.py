@@ -23,6 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 KVCTL = ROOT / "target/release/kvctl"
+# The kvctl whose server is measured; the one built here always drives the
+# load, so that two builds compared side by side meet the same generator.
+SERVED = KVCTL
 BARE = ROOT / "target/release/examples/bare_server"
 FSYNC_LOOP = ROOT / "target/release/examples/fsync_loop"
 GEN_WAL = ROOT / "target/release/examples/gen_wal"
@@ -179,7 +182,7 @@ def measure_replay(records: int, work: Path) -> dict:
     port = free_port()
     err = work / f"replay-{records}.log"
     started = time.monotonic()
-    with Proc([str(KVCTL), "serve", "--port", str(port), "--data-dir", str(data)], port, err):
+    with Proc([str(SERVED), "serve", "--port", str(port), "--data-dir", str(data)], port, err):
         wall = time.monotonic() - started
     text = err.read_text()
     m = re.search(r"replayed (\d+) records \((\d+) bytes\) in (\S+), (\d+) live keys", text)
@@ -215,7 +218,7 @@ def measure_memory(args, work: Path) -> dict:
     result: dict = {"keys": keys}
     data = work / "memory-kvctl"
     port = free_port()
-    with Proc([str(KVCTL), "serve", "--port", str(port), "--data-dir", str(data), "--fsync", "never"],
+    with Proc([str(SERVED), "serve", "--port", str(port), "--data-dir", str(data), "--fsync", "never"],
               port) as server:
         result["kvctl_empty_kib"] = rss_kib(server.pid)
         subprocess.run([str(KVCTL), "bench", "--server", f"http://127.0.0.1:{port}", "-w", "list", "-n", "1",
@@ -231,7 +234,7 @@ def measure_memory(args, work: Path) -> dict:
 
     data = work / "memory-expiry"
     port = free_port()
-    with Proc([str(KVCTL), "serve", "--port", str(port), "--data-dir", str(data), "--fsync", "never"],
+    with Proc([str(SERVED), "serve", "--port", str(port), "--data-dir", str(data), "--fsync", "never"],
               port) as server:
         subprocess.run([str(KVCTL), "bench", "--server", f"http://127.0.0.1:{port}", "-w", "list", "-n", "1",
                         "--keyspace", str(keys), "--value-size", str(args.value_size), "--preload",
@@ -302,7 +305,13 @@ def main() -> int:
     parser.add_argument("--replay", default="1000000,10000000", help="log sizes for the replay curve")
     parser.add_argument("--quick", action="store_true", help="3 s runs, replay of 1M only")
     parser.add_argument("--skip", default="", help="comma-separated: redis,replay,memory")
+    parser.add_argument("--served", type=Path, default=None,
+                        help="the kvctl binary whose server is measured (default: the one built here, "
+                             "which drives the load either way); for A/B runs of two builds")
     args = parser.parse_args()
+    global SERVED
+    if args.served:
+        SERVED = args.served.resolve()
     if args.quick:
         args.duration = "3s"
         args.rounds = args.rounds or 1
@@ -325,7 +334,7 @@ def main() -> int:
                 measure_http("bare axum (ceiling)", port, args, rows_n, single=True)
             for mode in ("always", "interval", "never"):
                 port = free_port()
-                cmd = [str(KVCTL), "serve", "--port", str(port), "--data-dir", str(work / f"kv-{mode}-{n}"),
+                cmd = [str(SERVED), "serve", "--port", str(port), "--data-dir", str(work / f"kv-{mode}-{n}"),
                        "--fsync", mode]
                 with Proc(cmd, port):
                     measure_http(f"kvctl --fsync {mode}", port, args, rows_n, single=(mode == "always"))

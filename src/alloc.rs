@@ -6,11 +6,8 @@
 //! arenas and consolidation passes (a tenth of the server's CPU under
 //! batches of sets); jemalloc's thread caches and size-class slabs take it
 //! in stride, and its small allocations carry no header, so a 100-byte
-//! value still costs 112 bytes. Side by side (median of 3–4 interleaved
-//! runs, server CPU per request): PUT `--fsync never` 15.8 → 13.9 µs,
-//! durable 90/10 mix 14.9 → 12.8 µs, GET 10.9 → 10.3 µs, batch of 100
-//! 247 → 207 µs; resident memory with a million keys 183 → 188–189 MiB (Redis:
-//! 195). mimalloc, tried earlier, saved less and cost 20% more memory.
+//! value still costs 112 bytes. The measurements against glibc and
+//! mimalloc are in `bench/results/rounds-1-to-4.md`.
 
 #[cfg(unix)]
 #[global_allocator]
