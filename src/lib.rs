@@ -26,10 +26,12 @@
 //!
 //! Data flows one way: request → [`server`] → [`api`] → [`storage`] →
 //! [`local`] → [`wal`]. A module imports only from modules after it in that
-//! chain, and from the foundations; the HTTP layer and the CLI reach a
-//! backend only through [`storage::Storage`], except to open one. The tool
-//! sits beside the chain: [`commands`] may use any of it, [`maintenance`]
-//! works on [`wal`] alone.
+//! chain, and from the foundations; a backend implements the interface, so
+//! [`local`] uses [`storage`]'s types, and [`storage`] knows no backend. The
+//! HTTP layer and the CLI reach a backend only through
+//! [`storage::Storage`], except to open one. The tool sits beside the
+//! chain: [`commands`] may use any of it, [`maintenance`] works on [`wal`]
+//! alone.
 
 pub mod alloc;
 pub mod api;

@@ -77,11 +77,7 @@ pub fn get(args: KeyArgs) -> Result<(), CliError> {
                     found => found.map(Some),
                 }
             })?;
-            json.map(|json| {
-                StoredValue::from_json_text(&json)
-                    .expect("stored JSON is valid")
-                    .to_value()
-            })
+            json.map(|json| serde_json::from_str(&json).expect("stored JSON is valid"))
         }
     };
     let value = value.ok_or_else(|| CliError::KeyNotFound(args.key.clone()))?;

@@ -95,14 +95,6 @@ struct LogWriter {
     buf: Vec<u8>,
 }
 
-/// What a request that must wait for a commit does next.
-pub(super) enum Submitted {
-    /// It leads: it must call [`GroupCommit::lead`], then await the answer.
-    Leads(oneshot::Receiver<Result<Vec<Outcome>, StorageError>>),
-    /// Another commit will take it: it awaits the answer.
-    Queued(oneshot::Receiver<Result<Vec<Outcome>, StorageError>>),
-}
-
 impl GroupCommit {
     /// The commit path over `appender`, whose log's batches so far are
     /// numbered below `next_batch_id`.
@@ -120,29 +112,38 @@ impl GroupCommit {
         }
     }
 
-    /// Queues a write request; refused once shutdown has begun.
-    pub(super) fn submit(&self, commands: Vec<Command>) -> Result<Submitted, StorageError> {
+    /// Queues a write request, and commits the queue at once if no commit
+    /// is under way; the answer comes once the request is durable and
+    /// applied. Refused once shutdown has begun. Nothing here awaits, so a
+    /// request cancelled later cannot leave the queue without a leader.
+    pub(super) fn submit(
+        &self,
+        commands: Vec<Command>,
+        map: &RwLock<Map>,
+        writer: &std::thread::Thread,
+    ) -> Result<oneshot::Receiver<Result<Vec<Outcome>, StorageError>>, StorageError> {
         let (reply, answer) = oneshot::channel();
-        let mut queue = self.queue.lock();
-        if queue.closed {
-            return Err(shutting_down());
+        let leads = {
+            let mut queue = self.queue.lock();
+            if queue.closed {
+                return Err(StorageError::shutting_down());
+            }
+            queue.pending.push(Job { commands, reply });
+            if queue.wanted != 0 && queue.pending.len() >= queue.wanted {
+                queue.wanted = 0;
+                self.gathered.notify_one();
+            }
+            !std::mem::replace(&mut queue.leading, true)
+        };
+        if leads {
+            self.lead(map, writer);
         }
-        queue.pending.push(Job { commands, reply });
-        if queue.wanted != 0 && queue.pending.len() >= queue.wanted {
-            queue.wanted = 0;
-            self.gathered.notify_one();
-        }
-        Ok(if std::mem::replace(&mut queue.leading, true) {
-            Submitted::Queued(answer)
-        } else {
-            Submitted::Leads(answer)
-        })
+        Ok(answer)
     }
 
     /// Commits the queue as the leader, then steps down, or hands the lead
-    /// to the writer thread (`writer`) if writes keep coming. Nothing here
-    /// awaits, so a cancelled request cannot leave the queue without a leader.
-    pub(super) fn lead(&self, map: &RwLock<Map>, writer: &std::thread::Thread) {
+    /// to the writer thread (`writer`) if writes keep coming.
+    fn lead(&self, map: &RwLock<Map>, writer: &std::thread::Thread) {
         if self.syncs && on_multi_thread_runtime() {
             // The fsync blocks this async worker; block_in_place first
             // hands its other tasks to another thread.
@@ -311,11 +312,6 @@ fn apply_requests(map: &RwLock<Map>, records: Vec<Record>, per_request: &[usize]
         }
         held += count;
     }
-}
-
-/// What a write refused for shutdown is answered with.
-pub(super) fn shutting_down() -> StorageError {
-    StorageError::Unavailable("the store is shutting down".into())
 }
 
 /// Whether this thread is a worker of a multi-threaded tokio runtime, the

@@ -30,7 +30,7 @@ use parking_lot::{Mutex, RwLock};
 
 pub use self::snapshot::Snapshot;
 
-use self::commit::{GroupCommit, Submitted};
+use self::commit::GroupCommit;
 use self::loader::{Loader, ReplayProgress};
 use self::map::{Entry, Map};
 use crate::storage::{Command, Key, Outcome, Stats, Storage, StorageError};
@@ -132,12 +132,11 @@ impl Engine {
 
 impl Storage for Engine {
     async fn get(&self, key: &str) -> Result<Box<str>, StorageError> {
-        self.read(|map, now| map.get(key, now).map(|v| v.json().into()))
-            .ok_or(StorageError::NotFound)
+        self.read(|map, now| get(map, key, now))
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<Key>, StorageError> {
-        Ok(self.read(|map, now| map.keys_with_prefix(prefix, now).map(Key::from).collect()))
+        Ok(self.read(|map, now| list(map, prefix, now)))
     }
 
     async fn stats(&self) -> Result<Stats, StorageError> {
@@ -150,14 +149,9 @@ impl Storage for Engine {
         if !commands.iter().any(Command::writes) {
             return Ok(self.read(|map, now| read_only(map, now, &commands)));
         }
-        let answer = match self.shared.commit.submit(commands)? {
-            Submitted::Leads(answer) => {
-                self.shared.commit.lead(&self.shared.map, &self.writer);
-                answer
-            }
-            Submitted::Queued(answer) => answer,
-        };
-        answer.await.map_err(|_| commit::shutting_down())?
+        let shared = &self.shared;
+        let answer = shared.commit.submit(commands, &shared.map, &self.writer)?;
+        answer.await.map_err(|_| StorageError::shutting_down())?
     }
 
     /// Refuses new writes, waits for the queued ones, syncs the log and
@@ -178,6 +172,18 @@ impl Storage for Engine {
         }
         synced.map_err(|err| StorageError::Failed(format!("cannot sync the log: {err}")))
     }
+}
+
+/// A key's live value, as [`Storage::get`] answers it.
+fn get(map: &Map, key: &str, now: u64) -> Result<Box<str>, StorageError> {
+    map.get(key, now)
+        .map(|v| v.json().into())
+        .ok_or(StorageError::NotFound)
+}
+
+/// The live keys under `prefix`, as [`Storage::list`] answers them.
+fn list(map: &Map, prefix: &str, now: u64) -> Vec<Key> {
+    map.keys_with_prefix(prefix, now).map(Key::from).collect()
 }
 
 /// Answers a request of gets only.

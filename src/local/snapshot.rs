@@ -61,18 +61,11 @@ impl Snapshot {
 
 impl Storage for Snapshot {
     async fn get(&self, key: &str) -> Result<Box<str>, StorageError> {
-        self.map
-            .get(key, now_ms())
-            .map(|v| v.json().into())
-            .ok_or(StorageError::NotFound)
+        super::get(&self.map, key, now_ms())
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<Key>, StorageError> {
-        Ok(self
-            .map
-            .keys_with_prefix(prefix, now_ms())
-            .map(Key::from)
-            .collect())
+        Ok(super::list(&self.map, prefix, now_ms()))
     }
 
     async fn stats(&self) -> Result<Stats, StorageError> {

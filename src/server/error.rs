@@ -17,9 +17,6 @@ pub enum ApiError {
     /// The backend did not carry out the request.
     #[error(transparent)]
     Storage(#[from] StorageError),
-    /// The key is absent or expired.
-    #[error("key not found")]
-    KeyNotFound,
     /// No route matches the path.
     #[error("no such endpoint: {0}")]
     NoRoute(String),
@@ -39,13 +36,14 @@ impl ApiError {
             ApiError::Storage(err) => match err {
                 StorageError::NotFound => StatusCode::NOT_FOUND,
                 StorageError::Rejected(_) => StatusCode::BAD_REQUEST,
+                StorageError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
                 StorageError::Conflict(_) => StatusCode::CONFLICT,
                 StorageError::Unavailable(_) | StorageError::Timeout(_) => {
                     StatusCode::SERVICE_UNAVAILABLE
                 }
                 StorageError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
-            ApiError::KeyNotFound | ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
+            ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
         }
     }

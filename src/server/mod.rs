@@ -26,7 +26,7 @@ use tokio::net::TcpListener;
 pub use error::ApiError;
 
 use crate::api::{self, Limits, RequestError};
-use crate::storage::{Command, Outcome, Storage};
+use crate::storage::{Command, Outcome, Storage, StorageError};
 
 /// How long shutdown waits for requests in flight before giving up on them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -204,7 +204,7 @@ async fn delete_key<S: Storage>(
     drop(uri); // see put_key
     match state.storage.execute(vec![Command::Delete { key }]).await?[..] {
         [Outcome::Done] => Ok(ok(SUCCESS)),
-        _ => Err(ApiError::KeyNotFound),
+        _ => Err(StorageError::NotFound.into()),
     }
 }
 

@@ -1,8 +1,9 @@
 //! A backend that keeps everything in one ordered map in memory and nothing
 //! on disk: the plainest code that has the interface's semantics.
 //!
-//! It is the reference the behavioural suite holds every backend to, and a
-//! model for property tests; it is not durable, so no server runs on it.
+//! It passes the same behavioural suite as every backend, and shows in a
+//! page what the local engine does at length; it is not durable, so no
+//! server runs on it.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -92,9 +93,7 @@ impl Storage for MemoryStorage {
         let now = now_ms();
         let mut map = self.map();
         if self.shared.closed.load(Ordering::Acquire) && commands.iter().any(Command::writes) {
-            return Err(StorageError::Unavailable(
-                "the store is shutting down".into(),
-            ));
+            return Err(StorageError::shutting_down());
         }
         Ok(commands
             .into_iter()

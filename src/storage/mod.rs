@@ -2,10 +2,11 @@
 //! backend, and the types they ask in.
 //!
 //! A backend is anything that implements [`Storage`]: today the local engine
-//! ([`crate::local`], a log on disk with the state in memory) and a plain
-//! in-memory map ([`memory`], the reference the behavioural suite checks
-//! both against). Callers see only this module, never a backend's locks or
-//! maps, so a backend may equally be a client of a networked cluster.
+//! (a log on disk with the state in memory) and a plain in-memory map
+//! ([`memory`], the simplest code with these semantics). One behavioural
+//! suite holds every backend to the same expectations. Callers see only
+//! this module, never a backend's locks or maps, so a backend may equally
+//! be a client of a networked cluster.
 //!
 //! # The semantics every backend keeps
 //! - [`Storage::execute`] carries out one request's commands in order, as one
@@ -23,17 +24,25 @@
 //! - A networked backend (an etcd cluster): every method is async and
 //!   fallible, and [`StorageError`] says whether a failed write may have been
 //!   applied. A request becomes one transaction; one that loses a race
-//!   retries inside the backend and reports [`StorageError::Conflict`] only
-//!   when it gives up. An unreachable cluster is
-//!   [`StorageError::Unavailable`], a slow one [`StorageError::Timeout`].
+//!   retries inside the backend, and one that keeps losing until the
+//!   backend gives up is [`StorageError::Unavailable`] (the request set no
+//!   condition, so nothing is wrong with it). An unreachable cluster is
+//!   [`StorageError::Unavailable`] too, a slow one [`StorageError::Timeout`],
+//!   a request over the cluster's own limits [`StorageError::TooLarge`].
 //! - Versions and conditional writes: a condition is one more [`Command`]
 //!   (compare a key's version, fail the whole request if it differs), which
 //!   the backend checks inside the same unit as the writes; a condition that
-//!   does not hold is [`StorageError::Conflict`]. Versions reach clients as
-//!   headers, so no existing body changes.
+//!   does not hold is [`StorageError::Conflict`]. A key's version then joins
+//!   its value in what [`Storage::get`] and [`Outcome::Value`] carry, and
+//!   the revision a request was applied at joins what [`Storage::execute`]
+//!   answers; the HTTP layer sends both as headers a client asks for, so no
+//!   existing body changes.
 //! - A watch stream: the order in which a backend applies writes is its
-//!   revision order (the local log's order, etcd's revision), the one place
-//!   a stream of applied writes can be published from.
+//!   revision order (etcd's revision; in the local engine, the log's
+//!   order), the one place a stream of applied writes can be published
+//!   from. For the local engine to resume a watch from a revision after a
+//!   compaction, its records will have to carry their revision (the
+//!   contract allows extra members), kept by compaction.
 
 pub mod memory;
 #[cfg(test)]
@@ -108,12 +117,15 @@ pub enum StorageError {
     /// and sending it again unchanged fails again.
     #[error("{0}")]
     Rejected(String),
-    /// The request lost to a concurrent one (a transaction that kept
-    /// conflicting, a condition that no longer holds); nothing was applied.
+    /// The request is over a limit of the backend's own (a transaction's
+    /// operations or bytes); nothing was applied.
+    #[error("{0}")]
+    TooLarge(String),
+    /// A condition the request set does not hold; nothing was applied.
     #[error("{0}")]
     Conflict(String),
-    /// The backend cannot serve now (shutting down, cluster unreachable);
-    /// nothing was applied.
+    /// The backend cannot serve now (shutting down, cluster unreachable, a
+    /// transaction that kept losing races); nothing was applied.
     #[error("{0}")]
     Unavailable(String),
     /// The backend did not answer in time. A write may or may not have been
@@ -124,6 +136,13 @@ pub enum StorageError {
     /// written); nothing was applied.
     #[error("{0}")]
     Failed(String),
+}
+
+impl StorageError {
+    /// A write refused because the backend is shutting down.
+    pub fn shutting_down() -> StorageError {
+        StorageError::Unavailable("the store is shutting down".into())
+    }
 }
 
 /// A key-value backend, as the HTTP layer and the CLI use it.

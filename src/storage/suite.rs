@@ -6,6 +6,8 @@
 //! backend's own tests calling [`check_state`].
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Command, Key, Outcome, Stats, Storage, StorageError, StoredValue};
@@ -221,22 +223,46 @@ pub(crate) async fn concurrent_requests_are_isolated<S: Storage>(store: S) {
                     let own = format!("own{w}");
                     store.execute(vec![set(&own, &value)]).await.unwrap();
                     assert_eq!(store.get(&own).await.as_deref(), Ok(value.as_str()));
+                    // A backend that never waits would otherwise finish
+                    // before any reader ran.
+                    tokio::task::yield_now().await;
                 }
             })
         })
         .collect();
-    for _ in 0..200 {
-        let reads = (0..pairs).map(|k| get(&format!("k{k}"))).collect();
-        let outcomes = store.execute(reads).await.unwrap();
-        assert!(
-            outcomes.windows(2).all(|w| w[0] == w[1]),
-            "saw part of a request: {outcomes:?}"
-        );
-        tokio::task::yield_now().await;
-    }
+    // Readers run for as long as the writers do, so that reads and writes
+    // overlap on every worker.
+    let writing = Arc::new(AtomicBool::new(true));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (store, writing) = (store.clone(), writing.clone());
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                while writing.load(Ordering::Acquire) {
+                    let reads = (0..pairs).map(|k| get(&format!("k{k}"))).collect();
+                    let outcomes = store.execute(reads).await.unwrap();
+                    assert!(
+                        outcomes.windows(2).all(|w| w[0] == w[1]),
+                        "saw part of a request: {outcomes:?}"
+                    );
+                    if !seen.contains(&outcomes[0]) {
+                        seen.push(outcomes[0].clone());
+                    }
+                    tokio::task::yield_now().await;
+                }
+                seen.len()
+            })
+        })
+        .collect();
     for writer in writers {
         writer.await.unwrap();
     }
+    writing.store(false, Ordering::Release);
+    let mut states_seen = 0;
+    for reader in readers {
+        states_seen = states_seen.max(reader.await.unwrap());
+    }
+    assert!(states_seen >= 2, "the readers never overlapped a write");
 }
 
 /// After shutdown a write is refused and changes nothing.

@@ -194,11 +194,12 @@ fn key_hash(key: &str) -> u64 {
 
 /// Which shard a key's records go to. The shard's table hashes with the same
 /// hash, so the choice is made on a mix of all of its bits (Fibonacci
-/// hashing): a choice on some bits of it alone would leave each table only
-/// keys alike in those bits, whichever bits the table itself relies on.
+/// hashing, then the high part of a multiplication by `SHARDS`): a choice on
+/// some bits of it alone would leave each table only keys alike in those
+/// bits, whichever bits the table itself relies on.
 fn shard_of(hash: u64) -> usize {
     const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
-    (hash.wrapping_mul(GOLDEN) >> 63) as usize % SHARDS
+    ((u128::from(hash.wrapping_mul(GOLDEN)) * SHARDS as u128) >> 64) as usize
 }
 
 impl ShardRunner {
