@@ -304,8 +304,10 @@ def test_replayed_ttl_expires_at_timestamp_plus_ttl(server_factory):
     """Expiry is write time + ttl from the WAL, not restart time + ttl."""
     s = server_factory()
     wall_written = time.time() - 1.0
-    write_wal(s, [{"op": "set", "key": "k", "value": "v", "ttl": 3, "timestamp": round(wall_written, 3)}])
+    write_wal(s, [{"op": "set", "key": "k", "value": "v", "ttl": 3, "timestamp": round(wall_written, 3)},
+                  {"op": "set", "key": "long", "value": "w", "ttl": 3600, "timestamp": round(wall_written, 3)}])
     s.start()
+    s.assert_value("long", "w")
     expires_wall = wall_written + 3
     # Every read must agree with expiry at timestamp + ttl (within the
     # tolerances below): a slow start only leaves fewer reads that see the key.
@@ -327,11 +329,14 @@ def test_expiry_survives_restart_exactly(server, crash):
     t0 = time.monotonic()
     server.set_ok("ttl3", "short-lived", ttl=3)
     server.set_ok("perm", "p")
+    server.set_ok("ttl3600", "long-lived", ttl=3600)
     # restart about one second after the write
     while time.monotonic() < t0 + 1.0:
         time.sleep(0.01)
     server.crash_restart() if crash else server.restart()
-    # Every read after the restart must agree with expiry at write time + 3 s
+    # A key with a ttl survives the restart whatever its length...
+    server.assert_value("ttl3600", "long-lived")
+    # ...and every read after it must agree with expiry at write time + 3 s
     # (within the tolerances below); a slow restart only leaves fewer reads
     # that see the key.
     while True:

@@ -460,15 +460,22 @@ async fn expiry_survives_restart_exactly() {
         .put("p", &json!("stays"), None)
         .await
         .unwrap();
+    server
+        .client()
+        .put("l", &json!("later"), Some(3600))
+        .await
+        .unwrap();
     server.kill9();
     server.restart();
     let client = server.client();
-    // Each read after the restart must agree with a deadline of write time
-    // plus ttl (the write happened between `sent` and `acked`): present if
-    // it began before `sent + ttl`, absent if it ended after `acked + ttl`.
-    // A slow restart only leaves fewer reads that see the key; the deadline
-    // bounds a hang. The log keeps milliseconds, so a deadline may fall up
-    // to a millisecond before `sent + ttl`.
+    // A key with a ttl survives the restart whatever its length...
+    assert_eq!(client.get("l").await.unwrap(), Some(json!("later")));
+    // ...and keeps its deadline of write time plus ttl (the write happened
+    // between `sent` and `acked`): a read that saw the key began before
+    // `acked + ttl`, a read that missed it ended after `sent + ttl`. A slow
+    // restart only leaves fewer reads that see it; the deadline bounds a
+    // hang. The log keeps milliseconds, so a deadline may fall up to a
+    // millisecond before `sent + ttl`.
     let give_up = acked + ttl + Duration::from_secs(30);
     loop {
         let began = Instant::now();
@@ -492,7 +499,7 @@ async fn expiry_survives_restart_exactly() {
         assert!(Instant::now() < give_up, "key outlived its ttl");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(client.stats().await.unwrap().keys, 1);
+    assert_eq!(client.stats().await.unwrap().keys, 2);
     assert_eq!(client.get("p").await.unwrap(), Some(json!("stays")));
 }
 
