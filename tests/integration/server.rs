@@ -621,14 +621,21 @@ fn sigterm_as_soon_as_the_port_opens_is_a_clean_exit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readers_are_not_blocked_by_a_sync_in_progress_and_see_nothing_unsynced() {
     let dir = tempfile::tempdir().unwrap();
-    // Every fsync takes 3 s longer: long enough to look around while one runs.
+    // Written by hand, so that the only fsync is the one under test.
+    let now_s = kvctl::ttl::now_ms() / 1000;
+    fs::write(
+        wal(dir.path()),
+        format!("{{\"op\":\"set\",\"key\":\"old\",\"value\":\"before\",\"timestamp\":{now_s}}}\n"),
+    )
+    .unwrap();
+    // Every fsync takes 15 s longer: the reads below must all happen while
+    // one runs, and 15 s leaves room for a slow machine to make them.
     let server = Server::start_with_env(
         dir.path(),
         &[],
-        &[(kvctl::wal::TEST_SYNC_DELAY_ENV, "3000")],
+        &[(kvctl::wal::TEST_SYNC_DELAY_ENV, "15000")],
     );
     let client = server.client();
-    client.put("old", &json!("before"), None).await.unwrap();
 
     let writer = {
         let client = client.clone();
@@ -636,7 +643,7 @@ async fn readers_are_not_blocked_by_a_sync_in_progress_and_see_nothing_unsynced(
     };
     // Wait until the write is in the log (its fsync has begun).
     let log = wal(dir.path());
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while !fs::read_to_string(&log).unwrap().contains("\"new\"") {
         assert!(Instant::now() < deadline, "the write never reached the log");
         tokio::time::sleep(Duration::from_millis(10)).await;
