@@ -71,8 +71,8 @@ impl Summary {
     }
 
     /// Counts a key's final set as live or expired at `now_ms`, and
-    /// whether it is live.
-    fn count_final(&mut self, record: &Record, now_ms: u64) -> bool {
+    /// whether it is live; `line` is scratch space for encoding it.
+    fn count_final(&mut self, record: &Record, now_ms: u64, line: &mut Vec<u8>) -> bool {
         let expired = record.deadline_ms().is_some_and(|d| has_expired(d, now_ms));
         if expired {
             self.expired_keys += 1;
@@ -81,7 +81,9 @@ impl Summary {
             if let Op::Set { value, .. } = &record.op {
                 self.live_value_bytes += value.size();
             }
-            self.compacted_bytes += record.encode().len() as u64;
+            line.clear();
+            record.encode_into(line);
+            self.compacted_bytes += line.len() as u64;
         }
         !expired
     }
@@ -148,7 +150,8 @@ pub fn analyze(
         }
         Err(other) => return Err(other.into()),
     };
-    sets.retain(|_, record| summary.count_final(record, now_ms));
+    let mut line = Vec::with_capacity(256);
+    sets.retain(|_, record| summary.count_final(record, now_ms, &mut line));
     summary.reclaimable = if file_bytes == 0 {
         0.0
     } else {

@@ -20,9 +20,8 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Replays `dir`'s log without locking or repairing it; no log yet is
-    /// an empty store, as a server would find it. A torn
-    /// tail (possibly a write in progress) is left out, as a server would
-    /// leave it out.
+    /// an empty store, as a server would find it. A torn tail (possibly a
+    /// write in progress) is left out, as a server would leave it out.
     pub fn load(dir: &Path) -> Result<(Snapshot, Scan), WalError> {
         Snapshot::load_at(dir, now_ms())
     }
