@@ -54,6 +54,9 @@ pub enum Command {
     /// Inspect, compact or repair a data directory's write-ahead log.
     #[command(subcommand)]
     Wal(WalCommand),
+    /// Take a consistent backup of a running server's data.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
     /// Drive a running server with a workload and report throughput and latency.
     Bench(BenchArgs),
     /// Print shell completions for kvctl.
@@ -207,8 +210,32 @@ pub struct InspectArgs {
 pub struct CompactArgs {
     #[command(flatten)]
     pub dir: DataDirArg,
+    /// Compact the log of the server at this URL while it serves, instead of a stopped data directory.
+    #[arg(long, value_name = "URL", conflicts_with = "data_dir")]
+    pub server: Option<String>,
     #[command(flatten)]
     pub output: OutputArg,
+}
+
+/// The `kvctl snapshot` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Write the server's current state to FILE as a compacted log, atomically.
+    #[command(after_long_help = "\
+The snapshot is the state at one point in the log's order, taken while the
+server goes on serving writes. To restore it, stop a server and put the file
+at <data dir>/wal.log.")]
+    Save(SnapshotSaveArgs),
+}
+
+/// Options of `kvctl snapshot save`.
+#[derive(Debug, Args)]
+pub struct SnapshotSaveArgs {
+    /// Where to write the snapshot; it appears only once complete and synced.
+    pub file: PathBuf,
+    /// URL of the server.
+    #[arg(long, env = "KVCTL_SERVER", default_value = crate::client::DEFAULT_SERVER, value_name = "URL")]
+    pub server: String,
 }
 
 /// Options of `kvctl wal repair`.
@@ -313,9 +340,25 @@ pub struct ServeArgs {
     /// Most operations accepted in one batch.
     #[arg(long, default_value_t = Limits::default().max_batch_ops, value_parser = positive())]
     pub max_batch_ops: usize,
+
+    /// Compact the log by itself only once it is at least this large, in bytes; 0 turns automatic compaction off.
+    #[arg(long, env = "KVCTL_COMPACT_MIN_BYTES", default_value_t = 64 << 20, value_name = "BYTES")]
+    pub compact_min_bytes: u64,
+
+    /// ...and has grown to this many times its size after the last compaction (or at start).
+    #[arg(long, env = "KVCTL_COMPACT_RATIO", default_value_t = 2.0, value_name = "FACTOR", value_parser = growth_ratio)]
+    pub compact_ratio: f64,
 }
 
 impl ServeArgs {
+    /// When the log is compacted by itself.
+    pub fn auto_compact(&self) -> crate::local::AutoCompact {
+        crate::local::AutoCompact {
+            min_bytes: self.compact_min_bytes,
+            ratio: self.compact_ratio,
+        }
+    }
+
     /// The request limits these options set.
     pub fn limits(&self) -> Limits {
         Limits {
@@ -336,9 +379,25 @@ Durability (--fsync):
   never     flushing is left to the OS: a process crash loses nothing
             acknowledged, a machine crash can lose recent writes.
 
+Compaction: once wal.log is over --compact-min-bytes and has grown by
+--compact-ratio since the last compaction, the server rewrites it to the
+live keys in the background (POST /admin/compact or `kvctl wal compact
+--server URL` does it on demand). Reads never wait; writes wait only for
+the swap.
+
 One server per data directory: the log is locked while the server runs.
 SIGTERM or Ctrl-C stops accepting, finishes requests in flight, syncs the
 log and exits 0.";
+
+fn growth_ratio(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(ratio) if ratio > 1.0 && ratio.is_finite() => Ok(ratio),
+        Ok(_) => {
+            Err("must be a number greater than 1 (2 compacts when the log has doubled)".into())
+        }
+        Err(err) => Err(err.to_string()),
+    }
+}
 
 fn positive() -> clap::builder::RangedU64ValueParser<usize> {
     clap::builder::RangedU64ValueParser::new().range(1..)

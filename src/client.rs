@@ -10,7 +10,7 @@ use hyper_util::rt::TokioExecutor;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
 
-use crate::storage::Stats;
+use crate::storage::{Compaction, Stats};
 
 /// Characters left as they are in a key: RFC 3986's unreserved set.
 const KEY_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
@@ -52,6 +52,9 @@ pub enum ClientError {
     /// The server's answer is not what the API promises.
     #[error("unexpected answer from the server: {0}")]
     BadResponse(String),
+    /// What the server sent could not be stored here.
+    #[error("{0}")]
+    Local(String),
 }
 
 /// A raw answer: status and body.
@@ -141,6 +144,27 @@ impl Client {
         format!("/kv/{}", utf8_percent_encode(key, KEY_ESCAPES))
     }
 
+    fn request(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Request<Full<Bytes>>, ClientError> {
+        Request::builder()
+            .method(method)
+            .uri(format!("{}{path_and_query}", self.base))
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| ClientError::BadResponse(format!("cannot build request: {e}")))
+    }
+
+    fn unreachable(&self, reason: String) -> ClientError {
+        ClientError::Unreachable {
+            server: self.base.clone(),
+            reason,
+        }
+    }
+
     /// Sends one request and returns whatever the server answered.
     pub async fn send(
         &self,
@@ -148,34 +172,65 @@ impl Client {
         path_and_query: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Answer, ClientError> {
-        let unreachable = |reason: String| ClientError::Unreachable {
-            server: self.base.clone(),
-            reason,
-        };
-        let request = Request::builder()
-            .method(method)
-            .uri(format!("{}{path_and_query}", self.base))
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .map_err(|e| ClientError::BadResponse(format!("cannot build request: {e}")))?;
+        let request = self.request(method, path_and_query, body)?;
         let exchange = async {
             let response = self
                 .http
                 .request(request)
                 .await
-                .map_err(|e| unreachable(error_chain(&e)))?;
+                .map_err(|e| self.unreachable(error_chain(&e)))?;
             let status = response.status();
             let body = response
                 .into_body()
                 .collect()
                 .await
-                .map_err(|e| unreachable(format!("reading the answer: {}", error_chain(&e))))?
+                .map_err(|e| self.unreachable(format!("reading the answer: {}", error_chain(&e))))?
                 .to_bytes();
             Ok(Answer { status, body })
         };
         tokio::time::timeout(self.timeout, exchange)
             .await
-            .map_err(|_| unreachable(format!("no answer within {:?}", self.timeout)))?
+            .map_err(|_| self.unreachable(format!("no answer within {:?}", self.timeout)))?
+    }
+
+    /// GETs `path` and hands its body to `sink` as it arrives, with no
+    /// overall time limit (only between chunks); the bytes received. An
+    /// answer cut short is an error, never a short success.
+    pub async fn download(
+        &self,
+        path: &str,
+        mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<u64, ClientError> {
+        let request = self.request(Method::GET, path, None)?;
+        let no_answer = || self.unreachable(format!("no answer within {:?}", self.timeout));
+        let response = tokio::time::timeout(self.timeout, self.http.request(request))
+            .await
+            .map_err(|_| no_answer())?
+            .map_err(|e| self.unreachable(error_chain(&e)))?;
+        let status = response.status();
+        let mut body = response.into_body();
+        if status != StatusCode::OK {
+            let body = body
+                .collect()
+                .await
+                .map_err(|e| self.unreachable(error_chain(&e)))?
+                .to_bytes();
+            return Err(Answer { status, body }.into_rejection());
+        }
+        let mut received = 0u64;
+        while let Some(frame) = tokio::time::timeout(self.timeout, body.frame())
+            .await
+            .map_err(|_| no_answer())?
+        {
+            let frame = frame.map_err(|e| {
+                self.unreachable(format!("the answer was cut short: {}", error_chain(&e)))
+            })?;
+            if let Some(data) = frame.data_ref() {
+                sink(data).map_err(|e| ClientError::Local(e.to_string()))?;
+                received += data.len() as u64;
+            }
+        }
+        Ok(received)
     }
 
     /// The value of `key`, or `None` if it is absent.
@@ -253,6 +308,13 @@ impl Client {
             Value::Array(results) => Ok(results),
             _ => Err(ClientError::BadResponse("\"results\" is not a list".into())),
         }
+    }
+
+    /// Compacts the server's log now, and what that did.
+    pub async fn compact(&self) -> Result<Compaction, ClientError> {
+        let body = self.expect_ok(Method::POST, "/admin/compact", None).await?;
+        serde_json::from_value(body)
+            .map_err(|e| ClientError::BadResponse(format!("not a compaction report ({e})")))
     }
 
     async fn expect_ok(

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use kvctl::cli::{Cli, Command, WalCommand};
+use kvctl::cli::{Cli, Command, SnapshotCommand, WalCommand};
 use kvctl::commands::{self, CliError};
 
 fn main() -> ExitCode {
@@ -54,6 +54,7 @@ fn run_tool(command: Command) -> Result<(), CliError> {
         Command::Wal(WalCommand::Inspect(args)) => commands::wal::inspect(args),
         Command::Wal(WalCommand::Compact(args)) => commands::wal::compact(args),
         Command::Wal(WalCommand::Repair(args)) => commands::wal::repair(args),
+        Command::Snapshot(SnapshotCommand::Save(args)) => commands::snapshot::save(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Completions(args) => commands::generate::completions(args),
         Command::Man(args) => commands::generate::man(args),

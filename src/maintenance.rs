@@ -2,18 +2,13 @@
 //! holds (`kvctl wal inspect`), and the compaction and repair that rewrite
 //! it (`kvctl wal compact|repair`), each under the directory's lock.
 
-use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Write};
+use std::fs::{self, File};
+use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 
-use crate::ttl::has_expired;
 use crate::wal::replay::{self, CorruptLog, LinePos, ScanError, TornTail};
+use crate::wal::rewrite::{self, keep_final, FinalSets, Rewrite};
 use crate::wal::{sync_dir, LockedLog, Op, Record, WalError, WAL_FILE};
-
-/// The last `set` of every key that ends the log set, expired or not, with
-/// its batch mark dropped: each is exactly its line in a compacted log.
-pub type FinalSets = BTreeMap<crate::value::Key, Record>;
 
 /// What a log holds, as `kvctl wal inspect` reports it.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -73,7 +68,7 @@ impl Summary {
     /// Counts a key's final set as live or expired at `now_ms`, and
     /// whether it is live; `line` is scratch space for encoding it.
     fn count_final(&mut self, record: &Record, now_ms: u64, line: &mut Vec<u8>) -> bool {
-        let expired = record.deadline_ms().is_some_and(|d| has_expired(d, now_ms));
+        let expired = !rewrite::is_live(record, now_ms);
         if expired {
             self.expired_keys += 1;
         } else {
@@ -121,21 +116,7 @@ pub fn analyze(
         |record, pos| {
             each(&record, pos);
             summary.count(&record, &mut last_batch);
-            match &record.op {
-                Op::Set { key, .. } => {
-                    let key = key.clone();
-                    sets.insert(
-                        key,
-                        Record {
-                            batch: None,
-                            ..record
-                        },
-                    );
-                }
-                Op::Delete { key } => {
-                    sets.remove(key);
-                }
-            }
+            keep_final(&mut sets, record);
         },
         progress,
     );
@@ -210,9 +191,11 @@ fn io_error(context: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Rew
 
 /// A second handle on the locked log, for reading it through.
 fn reopen(log: &LockedLog) -> Result<File, RewriteError> {
-    log.file()
-        .try_clone()
-        .map_err(io_error("cannot reopen", log.path()))
+    reopen_io(log).map_err(io_error("cannot reopen", log.path()))
+}
+
+fn reopen_io(log: &LockedLog) -> io::Result<File> {
+    log.file().try_clone()
 }
 
 fn lock_existing(dir: &Path) -> Result<LockedLog, RewriteError> {
@@ -237,34 +220,19 @@ pub fn compact(
     if let Some(corrupt) = corrupt {
         return Err(RewriteError::Corrupt(corrupt));
     }
-    let tmp = dir.join(format!("{WAL_FILE}.compact"));
-    let written = (|| -> io::Result<u64> {
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
-        let mut bytes = 0u64;
-        let mut line = Vec::with_capacity(256);
-        for record in sets.values() {
-            line.clear();
-            record.encode_into(&mut line);
-            out.write_all(&line)?;
-            bytes += line.len() as u64;
-        }
-        let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
-        file.sync_all()?;
-        Ok(bytes)
+    let written = (|| -> io::Result<(Rewrite, u64)> {
+        let mut rewrite = Rewrite::create(dir, reopen_io(&log)?, summary.file_bytes)?;
+        let bytes = rewrite::write_sets(&sets, rewrite.out(), || Ok(()))?;
+        rewrite.sync()?;
+        Ok((rewrite, bytes))
     })();
-    let after_bytes = match written {
-        Ok(bytes) => bytes,
-        Err(source) => {
-            let _ = fs::remove_file(&tmp);
-            return Err(io_error("cannot write the compacted log", &tmp)(source));
-        }
-    };
-    fs::rename(&tmp, log.path()).map_err(io_error("cannot replace", log.path()))?;
+    let (rewrite, after_bytes) = written.map_err(io_error(
+        "cannot write the compacted log",
+        &dir.join(rewrite::COMPACT_TMP_FILE),
+    ))?;
+    rewrite
+        .rename_over(log.path())
+        .map_err(io_error("cannot replace", log.path()))?;
     sync_dir(dir).map_err(io_error("cannot sync directory", dir))?;
     Ok(CompactReport {
         before_bytes: summary.file_bytes,

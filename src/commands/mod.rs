@@ -4,6 +4,7 @@ pub mod bench;
 pub mod client;
 pub mod generate;
 pub mod serve;
+pub mod snapshot;
 pub mod wal;
 
 use crate::api::RequestError;
@@ -36,6 +37,7 @@ impl CliError {
             CliError::KeyNotFound(_) => 1,
             CliError::Usage(_) | CliError::Client(ClientError::BadUrl { .. }) => 2,
             CliError::Client(ClientError::Unreachable { .. }) => 3,
+            CliError::Client(ClientError::Local(_)) => 5,
             CliError::Client(_) | CliError::Rejected(_) => 4,
             CliError::Local(_) => 5,
         }

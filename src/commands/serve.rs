@@ -24,9 +24,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let stop = shutdown_signal()?;
     let data_dir = args.data_dir.clone();
     let fsync = args.fsync;
-    let opened = tokio::task::spawn_blocking(move || Engine::open(&data_dir, fsync))
-        .await
-        .context("opening the data directory panicked")?;
+    let auto_compact = args.auto_compact();
+    let opened =
+        tokio::task::spawn_blocking(move || Engine::open_with(&data_dir, fsync, auto_compact))
+            .await
+            .context("opening the data directory panicked")?;
     let (db, report) = match opened {
         Ok(opened) => opened,
         Err(WalError::Scan(ScanError::Corrupt(corrupt))) => anyhow::bail!(

@@ -204,8 +204,11 @@ fn rewrite_error(dir: &Path, err: RewriteError) -> CliError {
     }
 }
 
-/// `kvctl wal compact`.
+/// `kvctl wal compact`: offline, or by a running server with `--server`.
 pub fn compact(args: CompactArgs) -> Result<(), CliError> {
+    if let Some(server) = &args.server {
+        return compact_online(server, args.output.output);
+    }
     let dir = &args.dir.data_dir;
     let len = std::fs::metadata(dir.join(crate::wal::WAL_FILE))
         .map(|m| m.len())
@@ -237,6 +240,30 @@ pub fn compact(args: CompactArgs) -> Result<(), CliError> {
                 dir.join(crate::wal::WAL_FILE).display(),
                 report.expired_dropped
             ))?;
+        }
+    }
+    Ok(())
+}
+
+fn compact_online(server: &str, format: Option<OutputFormat>) -> Result<(), CliError> {
+    let client = crate::client::Client::new(server)?;
+    let done = super::runtime()?.block_on(client.compact())?;
+    match resolve(format) {
+        OutputFormat::Json => {
+            emit_line(&serde_json::to_string(&done).expect("report serialises"))?;
+        }
+        OutputFormat::Plain => emit(&format!(
+            "bytes_before\t{}\nbytes_after\t{}\n",
+            done.bytes_before, done.bytes_after
+        ))?,
+        OutputFormat::Table => {
+            let mut t = table(["", "before", "after"]);
+            t.add_row([
+                "size".to_owned(),
+                bytes_with_human(done.bytes_before),
+                bytes_with_human(done.bytes_after),
+            ]);
+            emit_line(&format!("{t}\ncompacted the log of {}", client.server()))?;
         }
     }
     Ok(())

@@ -86,6 +86,8 @@ pub(super) struct GroupCommit {
     gathered: Condvar,
     /// Every commit includes an fsync.
     syncs: bool,
+    /// Why the last log write failed, if it did and none succeeded since.
+    failure: Mutex<Option<String>>,
 }
 
 /// The appending side of the log, owned by whoever leads the commit.
@@ -109,7 +111,24 @@ impl GroupCommit {
             handed_over: AtomicBool::new(false),
             gathered: Condvar::new(),
             syncs,
+            failure: Mutex::new(None),
         }
+    }
+
+    /// Runs `f` on the log with appends held off (it waits for the commit
+    /// under way, and the next waits for it).
+    pub(super) fn with_log<R>(&self, f: impl FnOnce(&mut Appender) -> R) -> R {
+        f(&mut self.log.lock().appender)
+    }
+
+    /// Why the last log write failed, if none has succeeded since.
+    pub(super) fn last_failure(&self) -> Option<String> {
+        self.failure.lock().clone()
+    }
+
+    /// Forgets the last failure (the disk took a write since).
+    pub(super) fn clear_failure(&self) {
+        *self.failure.lock() = None;
     }
 
     /// Queues a write request, and commits the queue at once if no commit
@@ -231,7 +250,19 @@ impl GroupCommit {
             }
         };
         let size = group.len();
-        abort_on_panic("WAL writer", || self.log.lock().commit(map, &mut group));
+        let mut logged = Ok(false);
+        abort_on_panic("WAL writer", || {
+            logged = self.log.lock().commit(map, &mut group);
+        });
+        match logged {
+            Ok(false) => {}
+            Ok(true) => {
+                if self.failure.lock().is_some() {
+                    self.clear_failure();
+                }
+            }
+            Err(err) => *self.failure.lock() = Some(err),
+        }
         size
     }
 
@@ -248,8 +279,9 @@ impl GroupCommit {
 }
 
 impl LogWriter {
-    /// Logs, applies and answers one group of jobs.
-    fn commit(&mut self, map: &RwLock<Map>, group: &mut Vec<Job>) {
+    /// Logs, applies and answers one group of jobs; whether it wrote to the
+    /// log, or why writing failed.
+    fn commit(&mut self, map: &RwLock<Map>, group: &mut Vec<Job>) -> Result<bool, String> {
         let now = now_ms();
         let Decided {
             records,
@@ -261,7 +293,8 @@ impl LogWriter {
                 .map(|job| std::mem::take(&mut job.commands));
             decide(&map.read(), now, &mut self.next_batch_id, requests)
         };
-        if !records.is_empty() {
+        let wrote = !records.is_empty();
+        if wrote {
             if let Err(err) = self.append(&records) {
                 tracing::error!(
                     "write to {} failed, {} requests refused: {err}",
@@ -274,13 +307,14 @@ impl LogWriter {
                 for job in group.drain(..) {
                     let _ = job.reply.send(Err(failed.clone()));
                 }
-                return;
+                return Err(err.to_string());
             }
             apply_requests(map, records, &records_per_request, now);
         }
         for (job, results) in group.drain(..).zip(outcomes) {
             let _ = job.reply.send(Ok(results));
         }
+        Ok(wrote)
     }
 
     /// Writes a group's records to the log as one append (synced per policy).

@@ -7,12 +7,14 @@
 //! command with `decide`): logged, synced per policy, then applied and
 //! answered. Readers take the map's read lock, which a commit takes for
 //! writing only to apply a group in memory, never across I/O. A sweeper
-//! thread (`sweeper`) removes expired keys in the background.
+//! thread (`sweeper`) removes expired keys in the background, and a
+//! compactor thread (`compact`) rewrites the log when it has grown.
 //!
 //! [`Snapshot`] is the same state loaded without the lock, read-only, for
 //! offline reads beside a running server.
 
 mod commit;
+mod compact;
 mod decide;
 pub mod loader;
 pub mod map;
@@ -20,20 +22,23 @@ mod snapshot;
 mod sweeper;
 
 use std::io;
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 
+pub use self::compact::{AutoCompact, TEST_CRASH_ENV, TEST_PAUSE_ENV};
 pub use self::snapshot::Snapshot;
 
 use self::commit::GroupCommit;
 use self::loader::{Loader, ReplayProgress};
 use self::map::{Entry, Map};
-use crate::storage::{Command, Key, Outcome, Stats, Storage, StorageError};
+use crate::storage::{
+    Command, Compaction, Key, Outcome, SnapshotChunks, Stats, Storage, StorageError,
+};
 use crate::ttl::now_ms;
 use crate::wal::{FsyncPolicy, LockedLog, LogValue, Op, Record, TornTail, WalError};
 
@@ -54,8 +59,14 @@ pub struct OpenReport {
 
 /// What the engine's handles and threads share.
 struct Shared {
+    dir: PathBuf,
     map: RwLock<Map>,
     commit: GroupCommit,
+    auto_compact: AutoCompact,
+    /// The log's length after the last compaction, or at start.
+    compacted_len: AtomicU64,
+    /// Held by the compaction under way.
+    compacting: Mutex<()>,
     /// The engine is stopping: its threads end.
     stop: AtomicBool,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -70,8 +81,18 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Locks and replays the data directory, then starts the writer and the sweeper.
+    /// Locks and replays the data directory, then starts the writer and the
+    /// sweeper; the log is compacted only when asked.
     pub fn open(dir: &Path, policy: FsyncPolicy) -> Result<(Engine, OpenReport), WalError> {
+        Engine::open_with(dir, policy, AutoCompact::OFF)
+    }
+
+    /// [`Engine::open`], compacting the log by itself as `auto_compact` says.
+    pub fn open_with(
+        dir: &Path,
+        policy: FsyncPolicy,
+        auto_compact: AutoCompact,
+    ) -> Result<(Engine, OpenReport), WalError> {
         let started = Instant::now();
         let mut log = LockedLog::open(dir)?;
         let now = now_ms();
@@ -101,6 +122,10 @@ impl Engine {
         };
         let appender = log.into_appender(policy)?;
         let shared = Arc::new(Shared {
+            dir: dir.to_path_buf(),
+            compacted_len: AtomicU64::new(appender.len()),
+            auto_compact,
+            compacting: Mutex::new(()),
             map: RwLock::new(map),
             commit: GroupCommit::new(
                 appender,
@@ -121,6 +146,9 @@ impl Engine {
         };
         let writer = start("wal-writer", writer_loop)?;
         start("expiry-sweeper", sweeper::sweep_loop)?;
+        if auto_compact != AutoCompact::OFF {
+            start("wal-compactor", compact::compact_loop)?;
+        }
         Ok((Engine { shared, writer }, report))
     }
 
@@ -154,6 +182,42 @@ impl Storage for Engine {
         answer.await.map_err(|_| StorageError::shutting_down())?
     }
 
+    /// Unhealthy while the last log write failed; when it did, the disk is
+    /// probed, and a probe that succeeds makes it healthy again without
+    /// waiting for a client's write.
+    async fn health(&self) -> Result<(), StorageError> {
+        let Some(failure) = self.shared.commit.last_failure() else {
+            return Ok(());
+        };
+        let shared = self.shared.clone();
+        let probed = tokio::task::spawn_blocking(move || probe_disk(&shared.dir))
+            .await
+            .unwrap_or_else(|_| Err(io::Error::other("the disk probe panicked")));
+        match probed {
+            Ok(()) => {
+                self.shared.commit.clear_failure();
+                Ok(())
+            }
+            Err(err) => Err(StorageError::Unavailable(format!(
+                "cannot write to the data directory: {failure} (a probe just now: {err})"
+            ))),
+        }
+    }
+
+    async fn compact(&self) -> Result<Compaction, StorageError> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || compact::compact(&shared))
+            .await
+            .map_err(|_| StorageError::Failed("the compaction panicked".into()))?
+    }
+
+    async fn snapshot(&self) -> Result<SnapshotChunks, StorageError> {
+        let (chunks, receiver) = compact::snapshot_channel();
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || compact::snapshot(&shared, chunks));
+        Ok(receiver)
+    }
+
     /// Refuses new writes, waits for the queued ones, syncs the log and
     /// stops the threads.
     async fn shutdown(&self) -> Result<(), StorageError> {
@@ -172,6 +236,18 @@ impl Storage for Engine {
         }
         synced.map_err(|err| StorageError::Failed(format!("cannot sync the log: {err}")))
     }
+}
+
+/// Whether a small file can be written and synced in `dir` now.
+fn probe_disk(dir: &Path) -> io::Result<()> {
+    use std::io::Write;
+    let path = dir.join(".health-probe");
+    let written = std::fs::File::create(&path).and_then(|mut file| {
+        file.write_all(&[b'\n'; 4096])?;
+        file.sync_all()
+    });
+    let _ = std::fs::remove_file(&path);
+    written
 }
 
 /// A key's live value, as [`Storage::get`] answers it.

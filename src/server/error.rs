@@ -42,6 +42,7 @@ impl ApiError {
                     StatusCode::SERVICE_UNAVAILABLE
                 }
                 StorageError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                StorageError::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
             },
             ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,

@@ -26,7 +26,7 @@ use tokio::net::TcpListener;
 pub use error::ApiError;
 
 use crate::api::{self, Limits, RequestError};
-use crate::storage::{Command, Outcome, Storage, StorageError};
+use crate::storage::{Command, Outcome, SnapshotChunks, Storage, StorageError};
 
 /// How long shutdown waits for requests in flight before giving up on them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -55,6 +55,9 @@ pub fn app<S: Storage>(storage: S, limits: Limits) -> Router {
             "/kv/{*key}",
             get(get_key::<S>).put(put_key::<S>).delete(delete_key::<S>),
         )
+        .route("/health", get(health::<S>))
+        .route("/admin/compact", post(compact::<S>))
+        .route("/admin/snapshot", get(snapshot::<S>))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
@@ -217,6 +220,54 @@ async fn batch<S: Storage>(
     drop(body); // see put_key
     let outcomes = state.storage.execute(commands).await?;
     Ok(ok(api::render_results(&outcomes)))
+}
+
+async fn health<S: Storage>(State(state): State<AppState<S>>) -> Result<Response, ApiError> {
+    state.storage.health().await?;
+    Ok(ok(r#"{"status":"ok"}"#))
+}
+
+async fn compact<S: Storage>(State(state): State<AppState<S>>) -> Result<Response, ApiError> {
+    let done = state.storage.compact().await?;
+    Ok(ok(
+        serde_json::to_string(&done).expect("a struct of numbers serialises")
+    ))
+}
+
+/// Streams a snapshot as a compacted log. The body is chunked: if the
+/// snapshot fails midway the connection is cut before the last chunk, so a
+/// client can never take a partial snapshot for a whole one.
+async fn snapshot<S: Storage>(State(state): State<AppState<S>>) -> Result<Response, ApiError> {
+    let chunks = state.storage.snapshot().await?;
+    let mut response = Response::new(axum::body::Body::new(SnapshotBody(chunks)));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    Ok(response)
+}
+
+/// A snapshot's chunks as an HTTP body.
+struct SnapshotBody(SnapshotChunks);
+
+impl axum::body::HttpBody for SnapshotBody {
+    type Data = Bytes;
+    type Error = StorageError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, StorageError>>> {
+        self.0.poll_chunk(cx).map(|chunk| {
+            chunk.map(|chunk| {
+                chunk
+                    .map(|bytes| http_body::Frame::data(Bytes::from(bytes)))
+                    .inspect_err(|err| {
+                        tracing::warn!("snapshot cut short: {err}");
+                    })
+            })
+        })
+    }
 }
 
 async fn empty_key() -> ApiError {

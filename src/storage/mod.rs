@@ -136,12 +136,46 @@ pub enum StorageError {
     /// written); nothing was applied.
     #[error("{0}")]
     Failed(String),
+    /// The backend has no such operation (an administrative one: it has no
+    /// log to compact, say); nothing was done.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl StorageError {
     /// A write refused because the backend is shutting down.
     pub fn shutting_down() -> StorageError {
         StorageError::Unavailable("the store is shutting down".into())
+    }
+}
+
+/// What a compaction of a backend's durable state did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Compaction {
+    /// Bytes of durable state before.
+    pub bytes_before: u64,
+    /// Bytes of durable state after.
+    pub bytes_after: u64,
+}
+
+/// A consistent copy of a backend's state, arriving in chunks as it is
+/// produced: a compacted log (`wal.log` lines), which, put in a data
+/// directory as its log, restores that state. An error ends it early.
+#[derive(Debug)]
+pub struct SnapshotChunks(tokio::sync::mpsc::Receiver<Result<Vec<u8>, StorageError>>);
+
+impl SnapshotChunks {
+    /// Chunks that a producer sends on the other side of `receiver`.
+    pub fn new(receiver: tokio::sync::mpsc::Receiver<Result<Vec<u8>, StorageError>>) -> Self {
+        SnapshotChunks(receiver)
+    }
+
+    /// The next chunk; `None` once the snapshot is complete.
+    pub fn poll_chunk(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Vec<u8>, StorageError>>> {
+        self.0.poll_recv(cx)
     }
 }
 
@@ -171,4 +205,28 @@ pub trait Storage: Clone + Send + Sync + 'static {
     /// Refuses new writes, finishes the ones under way and makes everything
     /// acknowledged durable; reads may still be answered afterwards.
     fn shutdown(&self) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// Whether the backend accepts writes now; the error says why not.
+    fn health(&self) -> impl Future<Output = Result<(), StorageError>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Rewrites the durable state to just the live data, while serving.
+    fn compact(&self) -> impl Future<Output = Result<Compaction, StorageError>> + Send {
+        async {
+            Err(StorageError::Unsupported(
+                "this backend has no log to compact".into(),
+            ))
+        }
+    }
+
+    /// A consistent copy of the state as of now, taken without stopping
+    /// writers (see [`SnapshotChunks`]).
+    fn snapshot(&self) -> impl Future<Output = Result<SnapshotChunks, StorageError>> + Send {
+        async {
+            Err(StorageError::Unsupported(
+                "this backend cannot take snapshots".into(),
+            ))
+        }
+    }
 }

@@ -3,10 +3,12 @@
 //! `<data dir>/wal.log` is the only durable state. The server holds an
 //! exclusive lock on it for its whole life, so one process at a time owns a
 //! data directory; offline tools (`kvctl wal compact`, offline `put`) take
-//! the same lock.
+//! the same lock. Compaction ([`rewrite`]) replaces the file under the
+//! lock, online or offline.
 
 pub mod record;
 pub mod replay;
+pub mod rewrite;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Seek, SeekFrom, Write};
@@ -18,6 +20,7 @@ use std::time::Duration;
 
 pub use record::{BatchMark, DecodeError, LineValue, LocatedValues, LogValue, Op, Record};
 pub use replay::{CorruptLog, LinePos, Scan, ScanError, TornTail};
+pub use rewrite::{Rewrite, SwapStep, COMPACT_TMP_FILE};
 
 /// The log's file name inside the data directory.
 pub const WAL_FILE: &str = "wal.log";
@@ -152,6 +155,7 @@ impl LockedLog {
                 }
             }
             if same_file(&file, &path) {
+                rewrite::remove_leftover(dir);
                 if created {
                     sync_dir(dir).map_err(|source| WalError::Io {
                         context: "cannot sync directory",
