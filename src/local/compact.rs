@@ -135,8 +135,12 @@ fn rewrite_and_swap(shared: &Shared) -> Result<Compaction, CompactError> {
     let source = reader.try_clone()?;
     let sets = final_sets_of(reader, &path, point, now_ms()).map_err(io::Error::other)?;
     let mut rewrite = Rewrite::create(&shared.dir, source, point)?;
+    let mut checks = 0;
     let stopped = || {
-        failpoint("writing");
+        checks += 1;
+        if checks == 2 {
+            failpoint("writing");
+        }
         if shared.stop.load(Ordering::Acquire) {
             Err(io::Error::other(CompactError::Stopped))
         } else {

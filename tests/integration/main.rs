@@ -3,6 +3,7 @@
 
 mod bench;
 mod cli;
+mod compaction;
 mod generated;
 mod router;
 mod server;

@@ -315,6 +315,15 @@ impl Storage for Failing {
     async fn shutdown(&self) -> Result<(), StorageError> {
         Ok(())
     }
+    async fn health(&self) -> Result<(), StorageError> {
+        Err(self.0.clone())
+    }
+    async fn compact(&self) -> Result<kvctl::storage::Compaction, StorageError> {
+        Err(self.0.clone())
+    }
+    async fn snapshot(&self) -> Result<kvctl::storage::SnapshotChunks, StorageError> {
+        Err(self.0.clone())
+    }
 }
 
 #[tokio::test]
@@ -355,6 +364,11 @@ async fn every_storage_error_has_its_status_and_a_json_body() {
             StatusCode::INTERNAL_SERVER_ERROR,
             "disk full",
         ),
+        (
+            StorageError::Unsupported("no log here".into()),
+            StatusCode::NOT_IMPLEMENTED,
+            "no log here",
+        ),
     ];
     for (error, status, text) in cases {
         let router = app(Failing(error.clone()), limits());
@@ -369,10 +383,79 @@ async fn every_storage_error_has_its_status_and_a_json_body() {
             ),
             (Method::GET, "/kv", ""),
             (Method::GET, "/stats", ""),
+            (Method::GET, "/health", ""),
+            (Method::POST, "/admin/compact", ""),
+            (Method::GET, "/admin/snapshot", ""),
         ] {
             let got = send(&router, method.clone(), uri, body).await;
             let expected = json!({ "error": text }).to_string();
             assert_eq!(got, (status, expected), "{error:?}: {method} {uri}");
         }
+    }
+}
+
+#[tokio::test]
+async fn the_admin_endpoints_over_the_local_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), FsyncPolicy::Never).unwrap().0;
+    let router = app(engine.clone(), limits());
+    let ok = |body: &str| (StatusCode::OK, body.to_owned());
+    assert_eq!(
+        send(&router, Method::GET, "/health", "").await,
+        ok(r#"{"status":"ok"}"#)
+    );
+    for (key, value) in [("a", "1"), ("a", "2"), ("b", "3")] {
+        send(
+            &router,
+            Method::PUT,
+            &format!("/kv/{key}"),
+            &format!(r#"{{"value":{value}}}"#),
+        )
+        .await;
+    }
+    let before = std::fs::metadata(dir.path().join("wal.log")).unwrap().len();
+    let (status, body) = send(&router, Method::POST, "/admin/compact", "").await;
+    let after = std::fs::metadata(dir.path().join("wal.log")).unwrap().len();
+    assert_eq!(
+        (status, body),
+        ok(&format!(
+            r#"{{"bytes_before":{before},"bytes_after":{after}}}"#
+        ))
+    );
+    assert!(after < before);
+
+    let request = Request::get("/admin/snapshot").body(Body::empty()).unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "application/x-ndjson"
+    );
+    let snapshot = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        snapshot,
+        std::fs::read(dir.path().join("wal.log")).unwrap(),
+        "the compacted log"
+    );
+    for (method, uri) in [(Method::GET, "/admin/compact"), (Method::POST, "/health")] {
+        let (status, _) = send(&router, method, uri, "").await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    }
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_memory_backend_is_healthy_and_says_it_has_no_log() {
+    let router = app(MemoryStorage::new(), limits());
+    assert_eq!(
+        send(&router, Method::GET, "/health", "").await,
+        (StatusCode::OK, r#"{"status":"ok"}"#.to_owned())
+    );
+    for (method, uri) in [
+        (Method::POST, "/admin/compact"),
+        (Method::GET, "/admin/snapshot"),
+    ] {
+        let (status, body) = send(&router, method, uri, "").await;
+        assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{body}");
     }
 }

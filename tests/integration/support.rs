@@ -165,6 +165,29 @@ impl Server {
         assert!(self.child.is_none(), "stop the server first");
         self.launch();
     }
+
+    /// Starts the server again with these environment variables instead.
+    pub fn restart_with_env(&mut self, envs: &[(&str, &str)]) {
+        self.envs = envs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.restart();
+    }
+
+    /// Waits (for at most `timeout`) for the process to end by itself.
+    pub fn wait_for_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut().expect("running");
+        let mut status = None;
+        wait_until(timeout, || {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        });
+        if status.is_some() {
+            self.child = None;
+        }
+        status
+    }
 }
 
 impl Drop for Server {
