@@ -82,42 +82,40 @@ pub(super) fn compact_loop(shared: &Shared) {
         {
             continue;
         }
-        match compact(shared) {
-            Ok(done) => tracing::info!(
-                "compacted the log by itself: {} → {} bytes",
-                done.bytes_before,
-                done.bytes_after
-            ),
-            Err(err) => {
-                tracing::warn!("automatic compaction failed, retrying in {RETRY_AFTER:?}: {err}");
-                not_before = Instant::now() + RETRY_AFTER;
-            }
+        if let Err(err) = compact(shared, "by itself") {
+            tracing::warn!("automatic compaction failed, retrying in {RETRY_AFTER:?}: {err}");
+            not_before = Instant::now() + RETRY_AFTER;
         }
     }
 }
 
 /// Compacts the log now (one compaction at a time; a second caller waits
-/// for the first, then compacts again).
-pub(super) fn compact(shared: &Shared) -> Result<Compaction, StorageError> {
+/// for the first, then compacts again); `why` is for the log line.
+pub(super) fn compact(shared: &Shared, why: &str) -> Result<Compaction, StorageError> {
     let _one_at_a_time = shared.compacting.lock();
     let started = Instant::now();
-    let result = rewrite_and_swap(shared);
-    match &result {
-        Ok(done) => {
+    match rewrite_and_swap(shared) {
+        Ok((done, held)) => {
             shared
                 .compacted_len
                 .store(done.bytes_after, Ordering::Release);
             crate::alloc::give_memory_back();
-            tracing::debug!("compaction took {:.1?}", started.elapsed());
+            tracing::info!(
+                "compacted the log {why}: {} → {} bytes in {:.1?}; writes waited {held:.1?} for the swap",
+                done.bytes_before,
+                done.bytes_after,
+                started.elapsed()
+            );
+            Ok(done)
         }
-        Err(err) => tracing::warn!("compaction failed, the log is unchanged: {err}"),
+        Err(CompactError::Stopped) => Err(StorageError::shutting_down()),
+        Err(CompactError::Io(err)) => {
+            tracing::warn!("compaction failed, the log is unchanged: {err}");
+            Err(StorageError::Failed(format!(
+                "compaction failed, the log is unchanged: {err}"
+            )))
+        }
     }
-    result.map_err(|err| match err {
-        CompactError::Stopped => StorageError::shutting_down(),
-        CompactError::Io(err) => {
-            StorageError::Failed(format!("compaction failed, the log is unchanged: {err}"))
-        }
-    })
 }
 
 /// Why a compaction did not happen.
@@ -129,7 +127,8 @@ enum CompactError {
     Io(#[from] io::Error),
 }
 
-fn rewrite_and_swap(shared: &Shared) -> Result<Compaction, CompactError> {
+/// Compacts the log; what that did, and how long writes waited for the swap.
+fn rewrite_and_swap(shared: &Shared) -> Result<(Compaction, Duration), CompactError> {
     let (reader, point) = shared.commit.with_log(|log| log.reader())?;
     let path = shared.dir.join(crate::wal::WAL_FILE);
     let source = reader.try_clone()?;
@@ -170,8 +169,11 @@ fn rewrite_and_swap(shared: &Shared) -> Result<Compaction, CompactError> {
             break;
         }
         rewrite.copy_tail(end)?;
+        // Synced here, so the sync under the lock has only the last copy to do.
+        rewrite.sync()?;
     }
-    let (bytes_before, bytes_after) = shared.commit.with_log(|log| {
+    let (bytes_before, bytes_after, held) = shared.commit.with_log(|log| {
+        let holding = Instant::now();
         let before = log.len();
         let after = log.swap_in(rewrite, |step| {
             failpoint(match step {
@@ -181,12 +183,13 @@ fn rewrite_and_swap(shared: &Shared) -> Result<Compaction, CompactError> {
             })
         })?;
         failpoint("after-switch");
-        Ok::<_, io::Error>((before, after))
+        Ok::<_, io::Error>((before, after, holding.elapsed()))
     })?;
-    Ok(Compaction {
+    let done = Compaction {
         bytes_before,
         bytes_after,
-    })
+    };
+    Ok((done, held))
 }
 
 /// Streams the state at this point in log order, as a compacted log, into

@@ -206,7 +206,7 @@ impl Storage for Engine {
 
     async fn compact(&self) -> Result<Compaction, StorageError> {
         let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || compact::compact(&shared))
+        tokio::task::spawn_blocking(move || compact::compact(&shared, "on request"))
             .await
             .map_err(|_| StorageError::Failed("the compaction panicked".into()))?
     }

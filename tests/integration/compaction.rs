@@ -435,7 +435,7 @@ async fn the_log_is_compacted_by_itself_once_it_has_grown() {
     let written: u64 = server
         .stderr()
         .lines()
-        .filter_map(|l| l.split("by itself: ").nth(1))
+        .filter_map(|l| l.split("compacted the log by itself: ").nth(1))
         .map(|l| l.split(' ').next().unwrap().parse::<u64>().unwrap())
         .sum();
     assert!(wal(dir.path()).metadata().unwrap().len() < written);
