@@ -172,10 +172,10 @@ fn rewrite_and_swap(shared: &Shared) -> Result<(Compaction, Duration), CompactEr
         // Synced here, so the sync under the lock has only the last copy to do.
         rewrite.sync()?;
     }
-    let (bytes_before, bytes_after, held) = shared.commit.with_log(|log| {
+    let (bytes_before, bytes_after, held, retired) = shared.commit.with_log(|log| {
         let holding = Instant::now();
         let before = log.len();
-        let after = log.swap_in(rewrite, |step| {
+        let (after, retired) = log.swap_in(rewrite, |step| {
             failpoint(match step {
                 SwapStep::BeforeRename => "before-rename",
                 SwapStep::BeforeDirSync => "before-dir-sync",
@@ -183,8 +183,9 @@ fn rewrite_and_swap(shared: &Shared) -> Result<(Compaction, Duration), CompactEr
             })
         })?;
         failpoint("after-switch");
-        Ok::<_, io::Error>((before, after, holding.elapsed()))
+        Ok::<_, io::Error>((before, after, holding.elapsed(), retired))
     })?;
+    drop(retired);
     let done = Compaction {
         bytes_before,
         bytes_after,
