@@ -231,6 +231,7 @@ impl GroupCommit {
             }
         };
         let size = group.len();
+        crate::metrics::commit_group(size);
         abort_on_panic("WAL writer", || self.log.lock().commit(map, &mut group));
         size
     }
