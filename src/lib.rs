@@ -5,6 +5,8 @@
 //! - [`value`]: canonical stored values (compact JSON) and their counted size.
 //! - [`ttl`]: wall-clock time, ttl validation and deadline arithmetic.
 //! - [`alloc`]: the process's allocator (jemalloc) and giving memory back.
+//! - [`metrics`]: the process's metrics (Prometheus families, their
+//!   registry) and rendering them in the Prometheus text format.
 //!
 //! The store, in the order a request flows through it:
 //! - [`server`]: the axum HTTP layer and the one error-to-status mapping.
@@ -41,6 +43,7 @@ pub mod client;
 pub mod commands;
 pub mod local;
 pub mod maintenance;
+pub mod metrics;
 pub mod output;
 pub mod server;
 pub mod storage;

@@ -37,6 +37,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ),
         Err(err) => return Err(err.into()),
     };
+    crate::metrics::replay_finished(report.elapsed);
     if let Some(torn) = &report.torn {
         tracing::warn!(
             "cut a torn tail off {}: {torn}",

@@ -250,6 +250,7 @@ impl GroupCommit {
             }
         };
         let size = group.len();
+        crate::metrics::commit_group(size);
         let mut logged = Ok(false);
         abort_on_panic("WAL writer", || {
             logged = self.log.lock().commit(map, &mut group);

@@ -100,6 +100,11 @@ pub(super) fn compact(shared: &Shared, why: &str) -> Result<Compaction, StorageE
                 .compacted_len
                 .store(done.bytes_after, Ordering::Release);
             crate::alloc::give_memory_back();
+            crate::metrics::compaction_finished(
+                started.elapsed(),
+                done.bytes_before,
+                done.bytes_after,
+            );
             tracing::info!(
                 "compacted the log {why}: {} → {} bytes in {:.1?}; writes waited {held:.1?} for the swap",
                 done.bytes_before,
@@ -110,6 +115,7 @@ pub(super) fn compact(shared: &Shared, why: &str) -> Result<Compaction, StorageE
         }
         Err(CompactError::Stopped) => Err(StorageError::shutting_down()),
         Err(CompactError::Io(err)) => {
+            crate::metrics::compaction_failed();
             tracing::warn!("compaction failed, the log is unchanged: {err}");
             Err(StorageError::Failed(format!(
                 "compaction failed, the log is unchanged: {err}"

@@ -37,6 +37,7 @@ pub(super) fn sweep_loop(shared: &Shared) {
             }
         }
         tracing::debug!("swept {swept} expired keys");
+        crate::metrics::keys_expired(swept);
         if swept >= 4 * SWEEP_CHUNK {
             crate::alloc::give_memory_back();
         }

@@ -6,6 +6,7 @@
 //! of them is exactly the contract's shape.
 
 mod error;
+mod metrics;
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -42,6 +43,7 @@ pub fn app<S: Storage>(storage: S, limits: Limits) -> Router {
     let state = AppState { storage, limits };
     Router::new()
         .route("/stats", get(stats::<S>))
+        .route("/metrics", get(metrics::scrape::<S>))
         .route("/kv", get(list::<S>))
         .route("/kv/", get(empty_key).put(empty_key).delete(empty_key))
         .route(
@@ -61,6 +63,7 @@ pub fn app<S: Storage>(storage: S, limits: Limits) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)
 }
 

@@ -248,6 +248,7 @@ impl LockedLog {
                 source,
             })?
             .len();
+        crate::metrics::wal_size(len);
         let syncer = match policy {
             FsyncPolicy::Interval => Some(IntervalSyncer::start(&self.file, &self.path)?),
             _ => None,
@@ -305,7 +306,7 @@ impl Appender {
                     if let Some(delay) = self.sync_delay {
                         std::thread::sleep(delay);
                     }
-                    self.log.file.sync_data()
+                    crate::metrics::time_fsync(|| self.log.file.sync_data())
                 }
                 FsyncPolicy::Interval => {
                     if let Some(syncer) = &self.syncer {
@@ -318,6 +319,7 @@ impl Appender {
         match result {
             Ok(()) => {
                 self.len += buf.len() as u64;
+                crate::metrics::wal_appended(buf.len(), self.len);
                 Ok(())
             }
             Err(err) => {
@@ -371,7 +373,7 @@ impl IntervalSyncer {
                 while !thread_stop.load(Ordering::Acquire) {
                     std::thread::park_timeout(Duration::from_secs(1));
                     if thread_dirty.swap(false, Ordering::AcqRel) {
-                        if let Err(err) = file.sync_data() {
+                        if let Err(err) = crate::metrics::time_fsync(|| file.sync_data()) {
                             tracing::warn!("interval fsync of the WAL failed: {err}");
                             thread_dirty.store(true, Ordering::Release);
                         }

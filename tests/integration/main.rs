@@ -5,6 +5,7 @@ mod bench;
 mod cli;
 mod compaction;
 mod generated;
+mod metrics;
 mod router;
 mod server;
 mod support;
