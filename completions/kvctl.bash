@@ -145,7 +145,7 @@ _kvctl() {
             return 0
             ;;
         kvctl__subcmd__batch)
-            opts="-o -h -V --server --data-dir --output --help --version"
+            opts="-o -h -V --server --data-dir --token-file --cacert --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -156,6 +156,14 @@ _kvctl() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -175,7 +183,7 @@ _kvctl() {
             return 0
             ;;
         kvctl__subcmd__bench)
-            opts="-w -c -d -n -o -h -V --server --workload --clients --duration --requests --keyspace --value-size --ttl --read-ratio --batch-size --preload --output --help --version"
+            opts="-w -c -d -n -o -h -V --server --workload --clients --duration --requests --keyspace --value-size --ttl --read-ratio --batch-size --preload --token-file --cacert --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -237,6 +245,14 @@ _kvctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "json table plain" -- "${cur}"))
                     return 0
@@ -267,7 +283,7 @@ _kvctl() {
             return 0
             ;;
         kvctl__subcmd__get)
-            opts="-o -h -V --server --data-dir --output --help --version"
+            opts="-o -h -V --server --data-dir --token-file --cacert --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -278,6 +294,14 @@ _kvctl() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -521,7 +545,7 @@ _kvctl() {
             return 0
             ;;
         kvctl__subcmd__ls)
-            opts="-p -o -h -V --prefix --server --data-dir --output --help --version"
+            opts="-p -o -h -V --prefix --server --data-dir --token-file --cacert --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -540,6 +564,14 @@ _kvctl() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -577,7 +609,7 @@ _kvctl() {
             return 0
             ;;
         kvctl__subcmd__put)
-            opts="-o -h -V --json --ttl --server --data-dir --output --help --version"
+            opts="-o -h -V --json --ttl --server --data-dir --token-file --cacert --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -592,6 +624,14 @@ _kvctl() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -611,7 +651,7 @@ _kvctl() {
             return 0
             ;;
         kvctl__subcmd__rm)
-            opts="-o -h -V --server --data-dir --output --help --version"
+            opts="-o -h -V --server --data-dir --token-file --cacert --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -622,6 +662,14 @@ _kvctl() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -641,7 +689,7 @@ _kvctl() {
             return 0
             ;;
         kvctl__subcmd__serve)
-            opts="-h -V --port --data-dir --host --fsync --log-level --max-key-bytes --max-body-bytes --max-batch-ops --help --version"
+            opts="-h -V --port --data-dir --host --fsync --log-level --max-key-bytes --max-body-bytes --max-batch-ops --auth-token-file --tls-cert --tls-key --header-timeout --idle-timeout --request-timeout --max-connections --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -679,6 +727,34 @@ _kvctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --auth-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --header-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -687,7 +763,7 @@ _kvctl() {
             return 0
             ;;
         kvctl__subcmd__stats)
-            opts="-o -h -V --server --data-dir --output --help --version"
+            opts="-o -h -V --server --data-dir --token-file --cacert --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -698,6 +774,14 @@ _kvctl() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -49,10 +49,19 @@ complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l log-level -d 'Log 
 complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l max-key-bytes -d 'Longest key accepted, in bytes' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l max-body-bytes -d 'Largest request body accepted, in bytes' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l max-batch-ops -d 'Most operations accepted in one batch' -r
+complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l auth-token-file -d 'Require `Authorization: Bearer <token>` on every request but GET /health, with the token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l tls-cert -d 'Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l tls-key -d 'The PEM private key of --tls-cert' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l header-timeout -d 'Close a connection that has not sent a complete request head this long after connecting (TLS handshake included) or after its first byte' -r
+complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l idle-timeout -d 'Close a kept-alive connection that sends no new request for this long' -r
+complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l request-timeout -d 'Answer 503 to a request not answered within this long after its head arrived (a write in it is applied whole or not at all)' -r
+complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l max-connections -d 'Most connections open at once; more wait to be accepted. Lowered to what the open-file limit allows' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -s V -l version -d 'Print version'
 complete -c kvctl -n "__fish_kvctl_using_subcommand get" -l server -d 'URL of the server' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand get" -l data-dir -d 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand get" -l token-file -d 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand get" -l cacert -d 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots' -r -F
 complete -c kvctl -n "__fish_kvctl_using_subcommand get" -s o -l output -d 'Output format [default: table on a terminal, plain otherwise]' -r -f -a "json\t'What the server answers: JSON bodies'
 table\t'Tables for people'
 plain\t'Bare values and one item per line, for scripts'"
@@ -61,6 +70,8 @@ complete -c kvctl -n "__fish_kvctl_using_subcommand get" -s V -l version -d 'Pri
 complete -c kvctl -n "__fish_kvctl_using_subcommand put" -l ttl -d 'Expire the key after this many seconds' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand put" -l server -d 'URL of the server' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand put" -l data-dir -d 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand put" -l token-file -d 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand put" -l cacert -d 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots' -r -F
 complete -c kvctl -n "__fish_kvctl_using_subcommand put" -s o -l output -d 'Output format [default: table on a terminal, plain otherwise]' -r -f -a "json\t'What the server answers: JSON bodies'
 table\t'Tables for people'
 plain\t'Bare values and one item per line, for scripts'"
@@ -69,6 +80,8 @@ complete -c kvctl -n "__fish_kvctl_using_subcommand put" -s h -l help -d 'Print 
 complete -c kvctl -n "__fish_kvctl_using_subcommand put" -s V -l version -d 'Print version'
 complete -c kvctl -n "__fish_kvctl_using_subcommand rm" -l server -d 'URL of the server' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand rm" -l data-dir -d 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand rm" -l token-file -d 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand rm" -l cacert -d 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots' -r -F
 complete -c kvctl -n "__fish_kvctl_using_subcommand rm" -s o -l output -d 'Output format [default: table on a terminal, plain otherwise]' -r -f -a "json\t'What the server answers: JSON bodies'
 table\t'Tables for people'
 plain\t'Bare values and one item per line, for scripts'"
@@ -76,6 +89,8 @@ complete -c kvctl -n "__fish_kvctl_using_subcommand rm" -s h -l help -d 'Print h
 complete -c kvctl -n "__fish_kvctl_using_subcommand rm" -s V -l version -d 'Print version'
 complete -c kvctl -n "__fish_kvctl_using_subcommand del" -l server -d 'URL of the server' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand del" -l data-dir -d 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand del" -l token-file -d 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand del" -l cacert -d 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots' -r -F
 complete -c kvctl -n "__fish_kvctl_using_subcommand del" -s o -l output -d 'Output format [default: table on a terminal, plain otherwise]' -r -f -a "json\t'What the server answers: JSON bodies'
 table\t'Tables for people'
 plain\t'Bare values and one item per line, for scripts'"
@@ -84,6 +99,8 @@ complete -c kvctl -n "__fish_kvctl_using_subcommand del" -s V -l version -d 'Pri
 complete -c kvctl -n "__fish_kvctl_using_subcommand ls" -s p -l prefix -d 'Only keys starting with this prefix' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand ls" -l server -d 'URL of the server' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand ls" -l data-dir -d 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand ls" -l token-file -d 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand ls" -l cacert -d 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots' -r -F
 complete -c kvctl -n "__fish_kvctl_using_subcommand ls" -s o -l output -d 'Output format [default: table on a terminal, plain otherwise]' -r -f -a "json\t'What the server answers: JSON bodies'
 table\t'Tables for people'
 plain\t'Bare values and one item per line, for scripts'"
@@ -91,6 +108,8 @@ complete -c kvctl -n "__fish_kvctl_using_subcommand ls" -s h -l help -d 'Print h
 complete -c kvctl -n "__fish_kvctl_using_subcommand ls" -s V -l version -d 'Print version'
 complete -c kvctl -n "__fish_kvctl_using_subcommand stats" -l server -d 'URL of the server' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand stats" -l data-dir -d 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand stats" -l token-file -d 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand stats" -l cacert -d 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots' -r -F
 complete -c kvctl -n "__fish_kvctl_using_subcommand stats" -s o -l output -d 'Output format [default: table on a terminal, plain otherwise]' -r -f -a "json\t'What the server answers: JSON bodies'
 table\t'Tables for people'
 plain\t'Bare values and one item per line, for scripts'"
@@ -98,6 +117,8 @@ complete -c kvctl -n "__fish_kvctl_using_subcommand stats" -s h -l help -d 'Prin
 complete -c kvctl -n "__fish_kvctl_using_subcommand stats" -s V -l version -d 'Print version'
 complete -c kvctl -n "__fish_kvctl_using_subcommand batch" -l server -d 'URL of the server' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand batch" -l data-dir -d 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand batch" -l token-file -d 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand batch" -l cacert -d 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots' -r -F
 complete -c kvctl -n "__fish_kvctl_using_subcommand batch" -s o -l output -d 'Output format [default: table on a terminal, plain otherwise]' -r -f -a "json\t'What the server answers: JSON bodies'
 table\t'Tables for people'
 plain\t'Bare values and one item per line, for scripts'"
@@ -147,6 +168,8 @@ complete -c kvctl -n "__fish_kvctl_using_subcommand bench" -l value-size -d 'Byt
 complete -c kvctl -n "__fish_kvctl_using_subcommand bench" -l ttl -d 'ttl of the keys written, in seconds' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand bench" -l read-ratio -d 'Share of GETs in the mixed workload' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand bench" -l batch-size -d 'Sets per request in the batch workload' -r
+complete -c kvctl -n "__fish_kvctl_using_subcommand bench" -l token-file -d 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand bench" -l cacert -d 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots' -r -F
 complete -c kvctl -n "__fish_kvctl_using_subcommand bench" -s o -l output -d 'Output format [default: table on a terminal, plain otherwise]' -r -f -a "json\t'What the server answers: JSON bodies'
 table\t'Tables for people'
 plain\t'Bare values and one item per line, for scripts'"

@@ -4,6 +4,7 @@
 mod bench;
 mod cli;
 mod generated;
+mod network;
 mod router;
 mod server;
 mod support;
