@@ -34,6 +34,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvctl' -ScriptBlock {
             [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'Show the number of keys and the bytes their values take')
             [CompletionResult]::new('batch', 'batch', [CompletionResultType]::ParameterValue, 'Run a batch of set/get/delete operations from a JSON file or stdin')
             [CompletionResult]::new('wal', 'wal', [CompletionResultType]::ParameterValue, 'Inspect, compact or repair a data directory''s write-ahead log')
+            [CompletionResult]::new('snapshot', 'snapshot', [CompletionResultType]::ParameterValue, 'Take a consistent backup of a running server''s data')
             [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Drive a running server with a workload and report throughput and latency')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions for kvctl')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Write kvctl''s man pages')
@@ -49,6 +50,15 @@ Register-ArgumentCompleter -Native -CommandName 'kvctl' -ScriptBlock {
             [CompletionResult]::new('--max-key-bytes', '--max-key-bytes', [CompletionResultType]::ParameterName, 'Longest key accepted, in bytes')
             [CompletionResult]::new('--max-body-bytes', '--max-body-bytes', [CompletionResultType]::ParameterName, 'Largest request body accepted, in bytes')
             [CompletionResult]::new('--max-batch-ops', '--max-batch-ops', [CompletionResultType]::ParameterName, 'Most operations accepted in one batch')
+            [CompletionResult]::new('--compact-min-bytes', '--compact-min-bytes', [CompletionResultType]::ParameterName, 'Compact the log by itself only once it is at least this large, in bytes; 0 turns automatic compaction off')
+            [CompletionResult]::new('--compact-ratio', '--compact-ratio', [CompletionResultType]::ParameterName, '...and has grown to this many times its size after the last compaction (or at start)')
+            [CompletionResult]::new('--auth-token-file', '--auth-token-file', [CompletionResultType]::ParameterName, 'Require `Authorization: Bearer <token>` on every request but GET /health, with the token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set')
+            [CompletionResult]::new('--tls-cert', '--tls-cert', [CompletionResultType]::ParameterName, 'Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key')
+            [CompletionResult]::new('--tls-key', '--tls-key', [CompletionResultType]::ParameterName, 'The PEM private key of --tls-cert')
+            [CompletionResult]::new('--header-timeout', '--header-timeout', [CompletionResultType]::ParameterName, 'Close a connection that has not sent a complete request head this long after connecting (TLS handshake included) or after its first byte')
+            [CompletionResult]::new('--idle-timeout', '--idle-timeout', [CompletionResultType]::ParameterName, 'Close a kept-alive connection that sends no new request for this long')
+            [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Answer 503 to a request not answered within this long after its head arrived (a write in it is applied whole or not at all)')
+            [CompletionResult]::new('--max-connections', '--max-connections', [CompletionResultType]::ParameterName, 'Most connections open at once; more wait to be accepted. Lowered to what the open-file limit allows')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -58,6 +68,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvctl' -ScriptBlock {
         'kvctl;get' {
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'URL of the server')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format [default: table on a terminal, plain otherwise]')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format [default: table on a terminal, plain otherwise]')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -70,6 +82,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvctl' -ScriptBlock {
             [CompletionResult]::new('--ttl', '--ttl', [CompletionResultType]::ParameterName, 'Expire the key after this many seconds')
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'URL of the server')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format [default: table on a terminal, plain otherwise]')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format [default: table on a terminal, plain otherwise]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Parse VALUE as JSON (`kvctl put n 42 --json` stores a number)')
@@ -82,6 +96,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvctl' -ScriptBlock {
         'kvctl;rm' {
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'URL of the server')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format [default: table on a terminal, plain otherwise]')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format [default: table on a terminal, plain otherwise]')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -93,6 +109,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvctl' -ScriptBlock {
         'kvctl;del' {
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'URL of the server')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format [default: table on a terminal, plain otherwise]')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format [default: table on a terminal, plain otherwise]')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -106,6 +124,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvctl' -ScriptBlock {
             [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Only keys starting with this prefix')
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'URL of the server')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format [default: table on a terminal, plain otherwise]')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format [default: table on a terminal, plain otherwise]')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -117,6 +137,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvctl' -ScriptBlock {
         'kvctl;stats' {
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'URL of the server')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format [default: table on a terminal, plain otherwise]')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format [default: table on a terminal, plain otherwise]')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -128,6 +150,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvctl' -ScriptBlock {
         'kvctl;batch' {
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'URL of the server')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format [default: table on a terminal, plain otherwise]')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format [default: table on a terminal, plain otherwise]')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -163,6 +187,9 @@ Register-ArgumentCompleter -Native -CommandName 'kvctl' -ScriptBlock {
         }
         'kvctl;wal;compact' {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The data directory holding wal.log')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Compact the log of the server at this URL while it serves, instead of a stopped data directory')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format [default: table on a terminal, plain otherwise]')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format [default: table on a terminal, plain otherwise]')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -198,6 +225,36 @@ Register-ArgumentCompleter -Native -CommandName 'kvctl' -ScriptBlock {
         'kvctl;wal;help;help' {
             break
         }
+        'kvctl;snapshot' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('save', 'save', [CompletionResultType]::ParameterValue, 'Write the server''s current state to FILE as a compacted log, atomically')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'kvctl;snapshot;save' {
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'URL of the server')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'kvctl;snapshot;help' {
+            [CompletionResult]::new('save', 'save', [CompletionResultType]::ParameterValue, 'Write the server''s current state to FILE as a compacted log, atomically')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'kvctl;snapshot;help;save' {
+            break
+        }
+        'kvctl;snapshot;help;help' {
+            break
+        }
         'kvctl;bench' {
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'URL of the server')
             [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'What each request does')
@@ -213,6 +270,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvctl' -ScriptBlock {
             [CompletionResult]::new('--ttl', '--ttl', [CompletionResultType]::ParameterName, 'ttl of the keys written, in seconds')
             [CompletionResult]::new('--read-ratio', '--read-ratio', [CompletionResultType]::ParameterName, 'Share of GETs in the mixed workload')
             [CompletionResult]::new('--batch-size', '--batch-size', [CompletionResultType]::ParameterName, 'Sets per request in the batch workload')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format [default: table on a terminal, plain otherwise]')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format [default: table on a terminal, plain otherwise]')
             [CompletionResult]::new('--preload', '--preload', [CompletionResultType]::ParameterName, 'Write every key of the keyspace before measuring')
@@ -246,6 +305,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvctl' -ScriptBlock {
             [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'Show the number of keys and the bytes their values take')
             [CompletionResult]::new('batch', 'batch', [CompletionResultType]::ParameterValue, 'Run a batch of set/get/delete operations from a JSON file or stdin')
             [CompletionResult]::new('wal', 'wal', [CompletionResultType]::ParameterValue, 'Inspect, compact or repair a data directory''s write-ahead log')
+            [CompletionResult]::new('snapshot', 'snapshot', [CompletionResultType]::ParameterValue, 'Take a consistent backup of a running server''s data')
             [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Drive a running server with a workload and report throughput and latency')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions for kvctl')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Write kvctl''s man pages')
@@ -286,6 +346,13 @@ Register-ArgumentCompleter -Native -CommandName 'kvctl' -ScriptBlock {
             break
         }
         'kvctl;help;wal;repair' {
+            break
+        }
+        'kvctl;help;snapshot' {
+            [CompletionResult]::new('save', 'save', [CompletionResultType]::ParameterValue, 'Write the server''s current state to FILE as a compacted log, atomically')
+            break
+        }
+        'kvctl;help;snapshot;save' {
             break
         }
         'kvctl;help;bench' {

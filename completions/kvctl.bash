@@ -49,6 +49,9 @@ _kvctl() {
             kvctl,serve)
                 cmd="kvctl__subcmd__serve"
                 ;;
+            kvctl,snapshot)
+                cmd="kvctl__subcmd__snapshot"
+                ;;
             kvctl,stats)
                 cmd="kvctl__subcmd__stats"
                 ;;
@@ -85,11 +88,17 @@ _kvctl() {
             kvctl__subcmd__help,serve)
                 cmd="kvctl__subcmd__help__subcmd__serve"
                 ;;
+            kvctl__subcmd__help,snapshot)
+                cmd="kvctl__subcmd__help__subcmd__snapshot"
+                ;;
             kvctl__subcmd__help,stats)
                 cmd="kvctl__subcmd__help__subcmd__stats"
                 ;;
             kvctl__subcmd__help,wal)
                 cmd="kvctl__subcmd__help__subcmd__wal"
+                ;;
+            kvctl__subcmd__help__subcmd__snapshot,save)
+                cmd="kvctl__subcmd__help__subcmd__snapshot__subcmd__save"
                 ;;
             kvctl__subcmd__help__subcmd__wal,compact)
                 cmd="kvctl__subcmd__help__subcmd__wal__subcmd__compact"
@@ -99,6 +108,18 @@ _kvctl() {
                 ;;
             kvctl__subcmd__help__subcmd__wal,repair)
                 cmd="kvctl__subcmd__help__subcmd__wal__subcmd__repair"
+                ;;
+            kvctl__subcmd__snapshot,help)
+                cmd="kvctl__subcmd__snapshot__subcmd__help"
+                ;;
+            kvctl__subcmd__snapshot,save)
+                cmd="kvctl__subcmd__snapshot__subcmd__save"
+                ;;
+            kvctl__subcmd__snapshot__subcmd__help,help)
+                cmd="kvctl__subcmd__snapshot__subcmd__help__subcmd__help"
+                ;;
+            kvctl__subcmd__snapshot__subcmd__help,save)
+                cmd="kvctl__subcmd__snapshot__subcmd__help__subcmd__save"
                 ;;
             kvctl__subcmd__wal,compact)
                 cmd="kvctl__subcmd__wal__subcmd__compact"
@@ -131,7 +152,7 @@ _kvctl() {
 
     case "${cmd}" in
         kvctl)
-            opts="-h -V --help --version serve get put rm del ls stats batch wal bench completions man help"
+            opts="-h -V --help --version serve get put rm del ls stats batch wal snapshot bench completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -145,7 +166,7 @@ _kvctl() {
             return 0
             ;;
         kvctl__subcmd__batch)
-            opts="-o -h -V --server --data-dir --output --help --version"
+            opts="-o -h -V --server --data-dir --token-file --cacert --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -156,6 +177,14 @@ _kvctl() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -175,7 +204,7 @@ _kvctl() {
             return 0
             ;;
         kvctl__subcmd__bench)
-            opts="-w -c -d -n -o -h -V --server --workload --clients --duration --requests --keyspace --value-size --ttl --read-ratio --batch-size --preload --output --help --version"
+            opts="-w -c -d -n -o -h -V --server --workload --clients --duration --requests --keyspace --value-size --ttl --read-ratio --batch-size --preload --token-file --cacert --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -237,6 +266,14 @@ _kvctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "json table plain" -- "${cur}"))
                     return 0
@@ -267,7 +304,7 @@ _kvctl() {
             return 0
             ;;
         kvctl__subcmd__get)
-            opts="-o -h -V --server --data-dir --output --help --version"
+            opts="-o -h -V --server --data-dir --token-file --cacert --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -278,6 +315,14 @@ _kvctl() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -297,7 +342,7 @@ _kvctl() {
             return 0
             ;;
         kvctl__subcmd__help)
-            opts="serve get put rm ls stats batch wal bench completions man help"
+            opts="serve get put rm ls stats batch wal snapshot bench completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -450,6 +495,34 @@ _kvctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        kvctl__subcmd__help__subcmd__snapshot)
+            opts="save"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kvctl__subcmd__help__subcmd__snapshot__subcmd__save)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         kvctl__subcmd__help__subcmd__stats)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -521,7 +594,7 @@ _kvctl() {
             return 0
             ;;
         kvctl__subcmd__ls)
-            opts="-p -o -h -V --prefix --server --data-dir --output --help --version"
+            opts="-p -o -h -V --prefix --server --data-dir --token-file --cacert --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -540,6 +613,14 @@ _kvctl() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -577,7 +658,7 @@ _kvctl() {
             return 0
             ;;
         kvctl__subcmd__put)
-            opts="-o -h -V --json --ttl --server --data-dir --output --help --version"
+            opts="-o -h -V --json --ttl --server --data-dir --token-file --cacert --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -592,6 +673,14 @@ _kvctl() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -611,7 +700,7 @@ _kvctl() {
             return 0
             ;;
         kvctl__subcmd__rm)
-            opts="-o -h -V --server --data-dir --output --help --version"
+            opts="-o -h -V --server --data-dir --token-file --cacert --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -622,6 +711,14 @@ _kvctl() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -641,7 +738,7 @@ _kvctl() {
             return 0
             ;;
         kvctl__subcmd__serve)
-            opts="-h -V --port --data-dir --host --fsync --log-level --max-key-bytes --max-body-bytes --max-batch-ops --help --version"
+            opts="-h -V --port --data-dir --host --fsync --log-level --max-key-bytes --max-body-bytes --max-batch-ops --compact-min-bytes --compact-ratio --auth-token-file --tls-cert --tls-key --header-timeout --idle-timeout --request-timeout --max-connections --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -679,6 +776,124 @@ _kvctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --compact-min-bytes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --compact-ratio)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --auth-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --header-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kvctl__subcmd__snapshot)
+            opts="-h -V --help --version save help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kvctl__subcmd__snapshot__subcmd__help)
+            opts="save help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kvctl__subcmd__snapshot__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kvctl__subcmd__snapshot__subcmd__help__subcmd__save)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kvctl__subcmd__snapshot__subcmd__save)
+            opts="-h -V --server --token-file --cacert --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -687,7 +902,7 @@ _kvctl() {
             return 0
             ;;
         kvctl__subcmd__stats)
-            opts="-o -h -V --server --data-dir --output --help --version"
+            opts="-o -h -V --server --data-dir --token-file --cacert --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -698,6 +913,14 @@ _kvctl() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -731,13 +954,25 @@ _kvctl() {
             return 0
             ;;
         kvctl__subcmd__wal__subcmd__compact)
-            opts="-o -h -V --data-dir --output --help --version"
+            opts="-o -h -V --data-dir --server --token-file --cacert --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -31,6 +31,7 @@ set edit:completion:arg-completer[kvctl] = {|@words|
             cand stats 'Show the number of keys and the bytes their values take'
             cand batch 'Run a batch of set/get/delete operations from a JSON file or stdin'
             cand wal 'Inspect, compact or repair a data directory''s write-ahead log'
+            cand snapshot 'Take a consistent backup of a running server''s data'
             cand bench 'Drive a running server with a workload and report throughput and latency'
             cand completions 'Print shell completions for kvctl'
             cand man 'Write kvctl''s man pages'
@@ -45,6 +46,15 @@ set edit:completion:arg-completer[kvctl] = {|@words|
             cand --max-key-bytes 'Longest key accepted, in bytes'
             cand --max-body-bytes 'Largest request body accepted, in bytes'
             cand --max-batch-ops 'Most operations accepted in one batch'
+            cand --compact-min-bytes 'Compact the log by itself only once it is at least this large, in bytes; 0 turns automatic compaction off'
+            cand --compact-ratio '...and has grown to this many times its size after the last compaction (or at start)'
+            cand --auth-token-file 'Require `Authorization: Bearer <token>` on every request but GET /health, with the token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set'
+            cand --tls-cert 'Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key'
+            cand --tls-key 'The PEM private key of --tls-cert'
+            cand --header-timeout 'Close a connection that has not sent a complete request head this long after connecting (TLS handshake included) or after its first byte'
+            cand --idle-timeout 'Close a kept-alive connection that sends no new request for this long'
+            cand --request-timeout 'Answer 503 to a request not answered within this long after its head arrived (a write in it is applied whole or not at all)'
+            cand --max-connections 'Most connections open at once; more wait to be accepted. Lowered to what the open-file limit allows'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
@@ -53,6 +63,8 @@ set edit:completion:arg-completer[kvctl] = {|@words|
         &'kvctl;get'= {
             cand --server 'URL of the server'
             cand --data-dir 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)'
+            cand --token-file 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set'
+            cand --cacert 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots'
             cand -o 'Output format [default: table on a terminal, plain otherwise]'
             cand --output 'Output format [default: table on a terminal, plain otherwise]'
             cand -h 'Print help (see more with ''--help'')'
@@ -64,6 +76,8 @@ set edit:completion:arg-completer[kvctl] = {|@words|
             cand --ttl 'Expire the key after this many seconds'
             cand --server 'URL of the server'
             cand --data-dir 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)'
+            cand --token-file 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set'
+            cand --cacert 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots'
             cand -o 'Output format [default: table on a terminal, plain otherwise]'
             cand --output 'Output format [default: table on a terminal, plain otherwise]'
             cand --json 'Parse VALUE as JSON (`kvctl put n 42 --json` stores a number)'
@@ -75,6 +89,8 @@ set edit:completion:arg-completer[kvctl] = {|@words|
         &'kvctl;rm'= {
             cand --server 'URL of the server'
             cand --data-dir 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)'
+            cand --token-file 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set'
+            cand --cacert 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots'
             cand -o 'Output format [default: table on a terminal, plain otherwise]'
             cand --output 'Output format [default: table on a terminal, plain otherwise]'
             cand -h 'Print help (see more with ''--help'')'
@@ -85,6 +101,8 @@ set edit:completion:arg-completer[kvctl] = {|@words|
         &'kvctl;del'= {
             cand --server 'URL of the server'
             cand --data-dir 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)'
+            cand --token-file 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set'
+            cand --cacert 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots'
             cand -o 'Output format [default: table on a terminal, plain otherwise]'
             cand --output 'Output format [default: table on a terminal, plain otherwise]'
             cand -h 'Print help (see more with ''--help'')'
@@ -97,6 +115,8 @@ set edit:completion:arg-completer[kvctl] = {|@words|
             cand --prefix 'Only keys starting with this prefix'
             cand --server 'URL of the server'
             cand --data-dir 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)'
+            cand --token-file 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set'
+            cand --cacert 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots'
             cand -o 'Output format [default: table on a terminal, plain otherwise]'
             cand --output 'Output format [default: table on a terminal, plain otherwise]'
             cand -h 'Print help (see more with ''--help'')'
@@ -107,6 +127,8 @@ set edit:completion:arg-completer[kvctl] = {|@words|
         &'kvctl;stats'= {
             cand --server 'URL of the server'
             cand --data-dir 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)'
+            cand --token-file 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set'
+            cand --cacert 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots'
             cand -o 'Output format [default: table on a terminal, plain otherwise]'
             cand --output 'Output format [default: table on a terminal, plain otherwise]'
             cand -h 'Print help (see more with ''--help'')'
@@ -117,6 +139,8 @@ set edit:completion:arg-completer[kvctl] = {|@words|
         &'kvctl;batch'= {
             cand --server 'URL of the server'
             cand --data-dir 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)'
+            cand --token-file 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set'
+            cand --cacert 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots'
             cand -o 'Output format [default: table on a terminal, plain otherwise]'
             cand --output 'Output format [default: table on a terminal, plain otherwise]'
             cand -h 'Print help (see more with ''--help'')'
@@ -149,6 +173,9 @@ set edit:completion:arg-completer[kvctl] = {|@words|
         }
         &'kvctl;wal;compact'= {
             cand --data-dir 'The data directory holding wal.log'
+            cand --server 'Compact the log of the server at this URL while it serves, instead of a stopped data directory'
+            cand --token-file 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set'
+            cand --cacert 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots'
             cand -o 'Output format [default: table on a terminal, plain otherwise]'
             cand --output 'Output format [default: table on a terminal, plain otherwise]'
             cand -h 'Print help (see more with ''--help'')'
@@ -177,6 +204,31 @@ set edit:completion:arg-completer[kvctl] = {|@words|
         }
         &'kvctl;wal;help;help'= {
         }
+        &'kvctl;snapshot'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand save 'Write the server''s current state to FILE as a compacted log, atomically'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'kvctl;snapshot;save'= {
+            cand --server 'URL of the server'
+            cand --token-file 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set'
+            cand --cacert 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvctl;snapshot;help'= {
+            cand save 'Write the server''s current state to FILE as a compacted log, atomically'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'kvctl;snapshot;help;save'= {
+        }
+        &'kvctl;snapshot;help;help'= {
+        }
         &'kvctl;bench'= {
             cand --server 'URL of the server'
             cand -w 'What each request does'
@@ -192,6 +244,8 @@ set edit:completion:arg-completer[kvctl] = {|@words|
             cand --ttl 'ttl of the keys written, in seconds'
             cand --read-ratio 'Share of GETs in the mixed workload'
             cand --batch-size 'Sets per request in the batch workload'
+            cand --token-file 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set'
+            cand --cacert 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots'
             cand -o 'Output format [default: table on a terminal, plain otherwise]'
             cand --output 'Output format [default: table on a terminal, plain otherwise]'
             cand --preload 'Write every key of the keyspace before measuring'
@@ -222,6 +276,7 @@ set edit:completion:arg-completer[kvctl] = {|@words|
             cand stats 'Show the number of keys and the bytes their values take'
             cand batch 'Run a batch of set/get/delete operations from a JSON file or stdin'
             cand wal 'Inspect, compact or repair a data directory''s write-ahead log'
+            cand snapshot 'Take a consistent backup of a running server''s data'
             cand bench 'Drive a running server with a workload and report throughput and latency'
             cand completions 'Print shell completions for kvctl'
             cand man 'Write kvctl''s man pages'
@@ -251,6 +306,11 @@ set edit:completion:arg-completer[kvctl] = {|@words|
         &'kvctl;help;wal;compact'= {
         }
         &'kvctl;help;wal;repair'= {
+        }
+        &'kvctl;help;snapshot'= {
+            cand save 'Write the server''s current state to FILE as a compacted log, atomically'
+        }
+        &'kvctl;help;snapshot;save'= {
         }
         &'kvctl;help;bench'= {
         }

@@ -35,6 +35,7 @@ complete -c kvctl -n "__fish_kvctl_needs_command" -f -a "ls" -d 'List keys, opti
 complete -c kvctl -n "__fish_kvctl_needs_command" -f -a "stats" -d 'Show the number of keys and the bytes their values take'
 complete -c kvctl -n "__fish_kvctl_needs_command" -f -a "batch" -d 'Run a batch of set/get/delete operations from a JSON file or stdin'
 complete -c kvctl -n "__fish_kvctl_needs_command" -f -a "wal" -d 'Inspect, compact or repair a data directory\'s write-ahead log'
+complete -c kvctl -n "__fish_kvctl_needs_command" -f -a "snapshot" -d 'Take a consistent backup of a running server\'s data'
 complete -c kvctl -n "__fish_kvctl_needs_command" -f -a "bench" -d 'Drive a running server with a workload and report throughput and latency'
 complete -c kvctl -n "__fish_kvctl_needs_command" -f -a "completions" -d 'Print shell completions for kvctl'
 complete -c kvctl -n "__fish_kvctl_needs_command" -f -a "man" -d 'Write kvctl\'s man pages'
@@ -49,10 +50,21 @@ complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l log-level -d 'Log 
 complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l max-key-bytes -d 'Longest key accepted, in bytes' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l max-body-bytes -d 'Largest request body accepted, in bytes' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l max-batch-ops -d 'Most operations accepted in one batch' -r
+complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l compact-min-bytes -d 'Compact the log by itself only once it is at least this large, in bytes; 0 turns automatic compaction off' -r
+complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l compact-ratio -d '...and has grown to this many times its size after the last compaction (or at start)' -r
+complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l auth-token-file -d 'Require `Authorization: Bearer <token>` on every request but GET /health, with the token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l tls-cert -d 'Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l tls-key -d 'The PEM private key of --tls-cert' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l header-timeout -d 'Close a connection that has not sent a complete request head this long after connecting (TLS handshake included) or after its first byte' -r
+complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l idle-timeout -d 'Close a kept-alive connection that sends no new request for this long' -r
+complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l request-timeout -d 'Answer 503 to a request not answered within this long after its head arrived (a write in it is applied whole or not at all)' -r
+complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -l max-connections -d 'Most connections open at once; more wait to be accepted. Lowered to what the open-file limit allows' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvctl -n "__fish_kvctl_using_subcommand serve" -s V -l version -d 'Print version'
 complete -c kvctl -n "__fish_kvctl_using_subcommand get" -l server -d 'URL of the server' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand get" -l data-dir -d 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand get" -l token-file -d 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand get" -l cacert -d 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots' -r -F
 complete -c kvctl -n "__fish_kvctl_using_subcommand get" -s o -l output -d 'Output format [default: table on a terminal, plain otherwise]' -r -f -a "json\t'What the server answers: JSON bodies'
 table\t'Tables for people'
 plain\t'Bare values and one item per line, for scripts'"
@@ -61,6 +73,8 @@ complete -c kvctl -n "__fish_kvctl_using_subcommand get" -s V -l version -d 'Pri
 complete -c kvctl -n "__fish_kvctl_using_subcommand put" -l ttl -d 'Expire the key after this many seconds' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand put" -l server -d 'URL of the server' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand put" -l data-dir -d 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand put" -l token-file -d 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand put" -l cacert -d 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots' -r -F
 complete -c kvctl -n "__fish_kvctl_using_subcommand put" -s o -l output -d 'Output format [default: table on a terminal, plain otherwise]' -r -f -a "json\t'What the server answers: JSON bodies'
 table\t'Tables for people'
 plain\t'Bare values and one item per line, for scripts'"
@@ -69,6 +83,8 @@ complete -c kvctl -n "__fish_kvctl_using_subcommand put" -s h -l help -d 'Print 
 complete -c kvctl -n "__fish_kvctl_using_subcommand put" -s V -l version -d 'Print version'
 complete -c kvctl -n "__fish_kvctl_using_subcommand rm" -l server -d 'URL of the server' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand rm" -l data-dir -d 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand rm" -l token-file -d 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand rm" -l cacert -d 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots' -r -F
 complete -c kvctl -n "__fish_kvctl_using_subcommand rm" -s o -l output -d 'Output format [default: table on a terminal, plain otherwise]' -r -f -a "json\t'What the server answers: JSON bodies'
 table\t'Tables for people'
 plain\t'Bare values and one item per line, for scripts'"
@@ -76,6 +92,8 @@ complete -c kvctl -n "__fish_kvctl_using_subcommand rm" -s h -l help -d 'Print h
 complete -c kvctl -n "__fish_kvctl_using_subcommand rm" -s V -l version -d 'Print version'
 complete -c kvctl -n "__fish_kvctl_using_subcommand del" -l server -d 'URL of the server' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand del" -l data-dir -d 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand del" -l token-file -d 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand del" -l cacert -d 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots' -r -F
 complete -c kvctl -n "__fish_kvctl_using_subcommand del" -s o -l output -d 'Output format [default: table on a terminal, plain otherwise]' -r -f -a "json\t'What the server answers: JSON bodies'
 table\t'Tables for people'
 plain\t'Bare values and one item per line, for scripts'"
@@ -84,6 +102,8 @@ complete -c kvctl -n "__fish_kvctl_using_subcommand del" -s V -l version -d 'Pri
 complete -c kvctl -n "__fish_kvctl_using_subcommand ls" -s p -l prefix -d 'Only keys starting with this prefix' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand ls" -l server -d 'URL of the server' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand ls" -l data-dir -d 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand ls" -l token-file -d 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand ls" -l cacert -d 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots' -r -F
 complete -c kvctl -n "__fish_kvctl_using_subcommand ls" -s o -l output -d 'Output format [default: table on a terminal, plain otherwise]' -r -f -a "json\t'What the server answers: JSON bodies'
 table\t'Tables for people'
 plain\t'Bare values and one item per line, for scripts'"
@@ -91,6 +111,8 @@ complete -c kvctl -n "__fish_kvctl_using_subcommand ls" -s h -l help -d 'Print h
 complete -c kvctl -n "__fish_kvctl_using_subcommand ls" -s V -l version -d 'Print version'
 complete -c kvctl -n "__fish_kvctl_using_subcommand stats" -l server -d 'URL of the server' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand stats" -l data-dir -d 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand stats" -l token-file -d 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand stats" -l cacert -d 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots' -r -F
 complete -c kvctl -n "__fish_kvctl_using_subcommand stats" -s o -l output -d 'Output format [default: table on a terminal, plain otherwise]' -r -f -a "json\t'What the server answers: JSON bodies'
 table\t'Tables for people'
 plain\t'Bare values and one item per line, for scripts'"
@@ -98,6 +120,8 @@ complete -c kvctl -n "__fish_kvctl_using_subcommand stats" -s h -l help -d 'Prin
 complete -c kvctl -n "__fish_kvctl_using_subcommand stats" -s V -l version -d 'Print version'
 complete -c kvctl -n "__fish_kvctl_using_subcommand batch" -l server -d 'URL of the server' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand batch" -l data-dir -d 'Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free)' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand batch" -l token-file -d 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand batch" -l cacert -d 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots' -r -F
 complete -c kvctl -n "__fish_kvctl_using_subcommand batch" -s o -l output -d 'Output format [default: table on a terminal, plain otherwise]' -r -f -a "json\t'What the server answers: JSON bodies'
 table\t'Tables for people'
 plain\t'Bare values and one item per line, for scripts'"
@@ -120,6 +144,9 @@ complete -c kvctl -n "__fish_kvctl_using_subcommand wal; and __fish_seen_subcomm
 complete -c kvctl -n "__fish_kvctl_using_subcommand wal; and __fish_seen_subcommand_from inspect" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvctl -n "__fish_kvctl_using_subcommand wal; and __fish_seen_subcommand_from inspect" -s V -l version -d 'Print version'
 complete -c kvctl -n "__fish_kvctl_using_subcommand wal; and __fish_seen_subcommand_from compact" -l data-dir -d 'The data directory holding wal.log' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand wal; and __fish_seen_subcommand_from compact" -l server -d 'Compact the log of the server at this URL while it serves, instead of a stopped data directory' -r
+complete -c kvctl -n "__fish_kvctl_using_subcommand wal; and __fish_seen_subcommand_from compact" -l token-file -d 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand wal; and __fish_seen_subcommand_from compact" -l cacert -d 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots' -r -F
 complete -c kvctl -n "__fish_kvctl_using_subcommand wal; and __fish_seen_subcommand_from compact" -s o -l output -d 'Output format [default: table on a terminal, plain otherwise]' -r -f -a "json\t'What the server answers: JSON bodies'
 table\t'Tables for people'
 plain\t'Bare values and one item per line, for scripts'"
@@ -132,6 +159,17 @@ complete -c kvctl -n "__fish_kvctl_using_subcommand wal; and __fish_seen_subcomm
 complete -c kvctl -n "__fish_kvctl_using_subcommand wal; and __fish_seen_subcommand_from help" -f -a "compact" -d 'Rewrite the log to the live state only, atomically'
 complete -c kvctl -n "__fish_kvctl_using_subcommand wal; and __fish_seen_subcommand_from help" -f -a "repair" -d 'Cut a corrupt log at its last good record, keeping a backup'
 complete -c kvctl -n "__fish_kvctl_using_subcommand wal; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kvctl -n "__fish_kvctl_using_subcommand snapshot; and not __fish_seen_subcommand_from save help" -s h -l help -d 'Print help'
+complete -c kvctl -n "__fish_kvctl_using_subcommand snapshot; and not __fish_seen_subcommand_from save help" -s V -l version -d 'Print version'
+complete -c kvctl -n "__fish_kvctl_using_subcommand snapshot; and not __fish_seen_subcommand_from save help" -f -a "save" -d 'Write the server\'s current state to FILE as a compacted log, atomically'
+complete -c kvctl -n "__fish_kvctl_using_subcommand snapshot; and not __fish_seen_subcommand_from save help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kvctl -n "__fish_kvctl_using_subcommand snapshot; and __fish_seen_subcommand_from save" -l server -d 'URL of the server' -r
+complete -c kvctl -n "__fish_kvctl_using_subcommand snapshot; and __fish_seen_subcommand_from save" -l token-file -d 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand snapshot; and __fish_seen_subcommand_from save" -l cacert -d 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand snapshot; and __fish_seen_subcommand_from save" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kvctl -n "__fish_kvctl_using_subcommand snapshot; and __fish_seen_subcommand_from save" -s V -l version -d 'Print version'
+complete -c kvctl -n "__fish_kvctl_using_subcommand snapshot; and __fish_seen_subcommand_from help" -f -a "save" -d 'Write the server\'s current state to FILE as a compacted log, atomically'
+complete -c kvctl -n "__fish_kvctl_using_subcommand snapshot; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kvctl -n "__fish_kvctl_using_subcommand bench" -l server -d 'URL of the server' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand bench" -s w -l workload -d 'What each request does' -r -f -a "get\t'GET /kv/{key} of random keys'
 put\t'PUT /kv/{key} of random keys'
@@ -147,6 +185,8 @@ complete -c kvctl -n "__fish_kvctl_using_subcommand bench" -l value-size -d 'Byt
 complete -c kvctl -n "__fish_kvctl_using_subcommand bench" -l ttl -d 'ttl of the keys written, in seconds' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand bench" -l read-ratio -d 'Share of GETs in the mixed workload' -r
 complete -c kvctl -n "__fish_kvctl_using_subcommand bench" -l batch-size -d 'Sets per request in the batch workload' -r
+complete -c kvctl -n "__fish_kvctl_using_subcommand bench" -l token-file -d 'Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set' -r -F
+complete -c kvctl -n "__fish_kvctl_using_subcommand bench" -l cacert -d 'Trust the CA certificates in this PEM file for an https:// server, besides the public roots' -r -F
 complete -c kvctl -n "__fish_kvctl_using_subcommand bench" -s o -l output -d 'Output format [default: table on a terminal, plain otherwise]' -r -f -a "json\t'What the server answers: JSON bodies'
 table\t'Tables for people'
 plain\t'Bare values and one item per line, for scripts'"
@@ -158,18 +198,20 @@ complete -c kvctl -n "__fish_kvctl_using_subcommand completions" -s V -l version
 complete -c kvctl -n "__fish_kvctl_using_subcommand man" -l out-dir -d 'Write kvctl.1 and one page per subcommand into this directory instead of printing kvctl.1' -r -F
 complete -c kvctl -n "__fish_kvctl_using_subcommand man" -s h -l help -d 'Print help'
 complete -c kvctl -n "__fish_kvctl_using_subcommand man" -s V -l version -d 'Print version'
-complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal bench completions man help" -f -a "serve" -d 'Run the HTTP key-value store on a data directory'
-complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal bench completions man help" -f -a "get" -d 'Print the value of a key'
-complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal bench completions man help" -f -a "put" -d 'Set a key to a value (a string unless --json)'
-complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal bench completions man help" -f -a "rm" -d 'Delete a key'
-complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal bench completions man help" -f -a "ls" -d 'List keys, optionally only those starting with a prefix'
-complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal bench completions man help" -f -a "stats" -d 'Show the number of keys and the bytes their values take'
-complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal bench completions man help" -f -a "batch" -d 'Run a batch of set/get/delete operations from a JSON file or stdin'
-complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal bench completions man help" -f -a "wal" -d 'Inspect, compact or repair a data directory\'s write-ahead log'
-complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal bench completions man help" -f -a "bench" -d 'Drive a running server with a workload and report throughput and latency'
-complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal bench completions man help" -f -a "completions" -d 'Print shell completions for kvctl'
-complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal bench completions man help" -f -a "man" -d 'Write kvctl\'s man pages'
-complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal bench completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal snapshot bench completions man help" -f -a "serve" -d 'Run the HTTP key-value store on a data directory'
+complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal snapshot bench completions man help" -f -a "get" -d 'Print the value of a key'
+complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal snapshot bench completions man help" -f -a "put" -d 'Set a key to a value (a string unless --json)'
+complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal snapshot bench completions man help" -f -a "rm" -d 'Delete a key'
+complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal snapshot bench completions man help" -f -a "ls" -d 'List keys, optionally only those starting with a prefix'
+complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal snapshot bench completions man help" -f -a "stats" -d 'Show the number of keys and the bytes their values take'
+complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal snapshot bench completions man help" -f -a "batch" -d 'Run a batch of set/get/delete operations from a JSON file or stdin'
+complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal snapshot bench completions man help" -f -a "wal" -d 'Inspect, compact or repair a data directory\'s write-ahead log'
+complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal snapshot bench completions man help" -f -a "snapshot" -d 'Take a consistent backup of a running server\'s data'
+complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal snapshot bench completions man help" -f -a "bench" -d 'Drive a running server with a workload and report throughput and latency'
+complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal snapshot bench completions man help" -f -a "completions" -d 'Print shell completions for kvctl'
+complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal snapshot bench completions man help" -f -a "man" -d 'Write kvctl\'s man pages'
+complete -c kvctl -n "__fish_kvctl_using_subcommand help; and not __fish_seen_subcommand_from serve get put rm ls stats batch wal snapshot bench completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kvctl -n "__fish_kvctl_using_subcommand help; and __fish_seen_subcommand_from wal" -f -a "inspect" -d 'Summarise a log (or list its records) without changing it'
 complete -c kvctl -n "__fish_kvctl_using_subcommand help; and __fish_seen_subcommand_from wal" -f -a "compact" -d 'Rewrite the log to the live state only, atomically'
 complete -c kvctl -n "__fish_kvctl_using_subcommand help; and __fish_seen_subcommand_from wal" -f -a "repair" -d 'Cut a corrupt log at its last good record, keeping a backup'
+complete -c kvctl -n "__fish_kvctl_using_subcommand help; and __fish_seen_subcommand_from snapshot" -f -a "save" -d 'Write the server\'s current state to FILE as a compacted log, atomically'

@@ -10,6 +10,7 @@ use axum::body::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
+use hyper::header::HeaderValue;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -37,6 +38,10 @@ pub enum Workload {
 pub struct Plan {
     /// Host and port of the server.
     pub authority: String,
+    /// Speak TLS to the server, if set.
+    pub tls: Option<TlsTarget>,
+    /// The `Authorization` header sent with every request, if any.
+    pub authorization: Option<HeaderValue>,
     /// The workload.
     pub workload: Workload,
     /// Concurrent connections.
@@ -147,29 +152,59 @@ pub struct ConnectError {
     pub reason: String,
 }
 
+/// The TLS side of an `https://` server: the connector and the name its
+/// certificate must carry.
+#[derive(Clone)]
+pub struct TlsTarget {
+    /// The configured connector.
+    pub connector: tokio_rustls::TlsConnector,
+    /// The host the certificate is checked against.
+    pub server_name: rustls::pki_types::ServerName<'static>,
+}
+
+impl std::fmt::Debug for TlsTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TlsTarget({:?})", self.server_name)
+    }
+}
+
 type Sender = http1::SendRequest<Full<Bytes>>;
 
-async fn connect(authority: &str) -> Result<Sender, ConnectError> {
+async fn connect(plan: &Plan) -> Result<Sender, ConnectError> {
     let err = |reason: String| ConnectError {
-        authority: authority.to_owned(),
+        authority: plan.authority.clone(),
         reason,
     };
-    let stream = TcpStream::connect(authority)
+    let stream = TcpStream::connect(&plan.authority)
         .await
         .map_err(|e| err(e.to_string()))?;
     stream.set_nodelay(true).map_err(|e| err(e.to_string()))?;
-    let (sender, connection) = http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| err(e.to_string()))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
+    let (sender, connection) = match &plan.tls {
+        None => {
+            let (sender, connection) = http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| err(e.to_string()))?;
+            (sender, tokio::spawn(connection))
+        }
+        Some(tls) => {
+            let stream = tls
+                .connector
+                .connect(tls.server_name.clone(), stream)
+                .await
+                .map_err(|e| err(format!("TLS: {e}")))?;
+            let (sender, connection) = http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| err(e.to_string()))?;
+            (sender, tokio::spawn(connection))
+        }
+    };
+    drop(connection);
     Ok(sender)
 }
 
 async fn exchange(
     sender: &mut Sender,
-    authority: &str,
+    plan: &Plan,
     method: Method,
     path: &str,
     body: Bytes,
@@ -178,12 +213,14 @@ async fn exchange(
         .ready()
         .await
         .map_err(|e| format!("connection: {e}"))?;
-    let request = Request::builder()
+    let mut request = Request::builder()
         .method(method)
         .uri(path)
-        .header(hyper::header::HOST, authority)
-        .body(Full::new(body))
-        .map_err(|e| e.to_string())?;
+        .header(hyper::header::HOST, &plan.authority);
+    if let Some(authorization) = &plan.authorization {
+        request = request.header(hyper::header::AUTHORIZATION, authorization.clone());
+    }
+    let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
     let response = sender
         .send_request(request)
         .await
@@ -203,7 +240,7 @@ pub async fn preload(plan: &Plan) -> Result<(), ConnectError> {
     let bodies = Arc::new(Bodies::new(plan));
     let mut tasks = Vec::new();
     for _ in 0..plan.clients.clamp(1, 8) {
-        let mut sender = connect(&plan.authority).await?;
+        let mut sender = connect(plan).await?;
         let (next, bodies, plan) = (next.clone(), bodies.clone(), plan.clone());
         tasks.push(tokio::spawn(async move {
             loop {
@@ -226,7 +263,7 @@ pub async fn preload(plan: &Plan) -> Result<(), ConnectError> {
                 body.push_str("]}");
                 let status = exchange(
                     &mut sender,
-                    &plan.authority,
+                    &plan,
                     Method::POST,
                     "/kv/batch",
                     Bytes::from(body),
@@ -350,11 +387,11 @@ async fn client(
     while limits.take_one() {
         let (method, path, body) = next_request(&plan, &bodies, &mut rng);
         let sent = Instant::now();
-        match exchange(&mut sender, &plan.authority, method, &path, body).await {
+        match exchange(&mut sender, &plan, method, &path, body).await {
             Ok(status) => tally.answered(status, sent.elapsed().as_micros() as u64),
             Err(kind) => {
                 tally.failed(kind);
-                match connect(&plan.authority).await {
+                match connect(&plan).await {
                     Ok(fresh) => sender = fresh,
                     Err(_) => break,
                 }
@@ -369,7 +406,7 @@ async fn client(
 pub async fn run(plan: &Plan, done: Arc<AtomicU64>) -> Result<Report, ConnectError> {
     let mut senders = Vec::with_capacity(plan.clients);
     for _ in 0..plan.clients {
-        senders.push(connect(&plan.authority).await?);
+        senders.push(connect(plan).await?);
     }
     let bodies = Arc::new(Bodies::new(plan));
     let started = Instant::now();

@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -75,6 +76,21 @@ pub struct Target {
     /// Work on this data directory directly instead of a server (reads work while a server runs; writes need the directory free).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// How a client authenticates to the server and checks its certificate.
+#[derive(Debug, Args, Clone)]
+pub struct ConnectArgs {
+    /// Send the bearer token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Trust the CA certificates in this PEM file for an https:// server, besides the public roots.
+    #[arg(long, env = "KVCTL_CACERT", value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
 }
 
 /// How results are printed.
@@ -214,6 +230,8 @@ pub struct CompactArgs {
     #[arg(long, value_name = "URL", conflicts_with = "data_dir")]
     pub server: Option<String>,
     #[command(flatten)]
+    pub connect: ConnectArgs,
+    #[command(flatten)]
     pub output: OutputArg,
 }
 
@@ -236,6 +254,8 @@ pub struct SnapshotSaveArgs {
     /// URL of the server.
     #[arg(long, env = "KVCTL_SERVER", default_value = crate::client::DEFAULT_SERVER, value_name = "URL")]
     pub server: String,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 /// Options of `kvctl wal repair`.
@@ -285,6 +305,8 @@ pub struct BenchArgs {
     /// Write every key of the keyspace before measuring.
     #[arg(long)]
     pub preload: bool,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
     #[command(flatten)]
     pub output: OutputArg,
 }
@@ -348,6 +370,34 @@ pub struct ServeArgs {
     /// ...and has grown to this many times its size after the last compaction (or at start).
     #[arg(long, env = "KVCTL_COMPACT_RATIO", default_value_t = 2.0, value_name = "FACTOR", value_parser = growth_ratio)]
     pub compact_ratio: f64,
+
+    /// Require `Authorization: Bearer <token>` on every request but GET /health, with the token in this file (one trailing newline ignored); without it, the token is $KVCTL_AUTH_TOKEN if set.
+    #[arg(long, value_name = "FILE")]
+    pub auth_token_file: Option<PathBuf>,
+
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Close a connection that has not sent a complete request head this long after connecting (TLS handshake included) or after its first byte.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = positive_duration)]
+    pub header_timeout: Duration,
+
+    /// Close a kept-alive connection that sends no new request for this long.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = positive_duration)]
+    pub idle_timeout: Duration,
+
+    /// Answer 503 to a request not answered within this long after its head arrived (a write in it is applied whole or not at all).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = positive_duration)]
+    pub request_timeout: Duration,
+
+    /// Most connections open at once; more wait to be accepted. Lowered to what the open-file limit allows.
+    #[arg(long, value_name = "N", default_value_t = crate::server::DEFAULT_MAX_CONNECTIONS, value_parser = positive())]
+    pub max_connections: usize,
 }
 
 impl ServeArgs {
@@ -367,6 +417,24 @@ impl ServeArgs {
             max_batch_ops: self.max_batch_ops,
         }
     }
+
+    /// The connection timeouts these options set.
+    pub fn timeouts(&self) -> crate::server::Timeouts {
+        crate::server::Timeouts {
+            header: self.header_timeout,
+            idle: self.idle_timeout,
+            request: self.request_timeout,
+        }
+    }
+}
+
+/// A duration such as `30s` or `5m`, more than zero.
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("must be more than zero".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("{e} (write durations as 500ms, 30s, 5m)")),
+    }
 }
 
 const SERVE_AFTER_HELP: &str = "\
@@ -384,6 +452,14 @@ Compaction: once wal.log is over --compact-min-bytes and has grown by
 live keys in the background (POST /admin/compact or `kvctl wal compact
 --server URL` does it on demand). Reads never wait; writes wait only for
 the swap.
+
+Security: with --auth-token-file (or $KVCTL_AUTH_TOKEN) every request but
+GET /health needs `Authorization: Bearer <token>`, else 401. With --tls-cert
+and --tls-key the port speaks HTTPS only.
+
+Limits: connections over --max-connections wait in the listen backlog until
+one closes. The soft open-file limit is raised to the hard one at start, and
+the connection limit kept below it; the start-up line says both.
 
 One server per data directory: the log is locked while the server runs.
 SIGTERM or Ctrl-C stops accepting, finishes requests in flight, syncs the

@@ -1,13 +1,19 @@
 //! A typed HTTP client for a running `kvctl serve`, used by the CLI and tests.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::header::HeaderValue;
 use hyper::{Method, Request, StatusCode, Uri};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 use serde_json::Value;
 
 use crate::storage::{Compaction, Stats};
@@ -55,6 +61,58 @@ pub enum ClientError {
     /// What the server sent could not be stored here.
     #[error("{0}")]
     Local(String),
+    /// The `--cacert` file cannot be used.
+    #[error("cannot use the CA certificates in {}: {reason}", path.display())]
+    BadCaCert {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// How a client authenticates and which certificate authorities it trusts.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    /// Sent as `Authorization: Bearer <token>` with every request.
+    pub token: Option<crate::server::AuthToken>,
+    /// A PEM file of CA certificates trusted besides the public roots.
+    pub cacert: Option<PathBuf>,
+}
+
+/// A TLS client configuration (ring provider) trusting the public web
+/// roots and the certificates in `cacert`.
+pub fn tls_config(cacert: Option<&Path>) -> Result<rustls::ClientConfig, ClientError> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = cacert {
+        let bad = |reason: String| ClientError::BadCaCert {
+            path: path.to_owned(),
+            reason,
+        };
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| match e {
+                rustls::pki_types::pem::Error::Io(e) => bad(e.to_string()),
+                other => bad(format!("not valid PEM ({other})")),
+            })?;
+        if certs.is_empty() {
+            return Err(bad("no PEM certificate in it".into()));
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| bad(format!("not a usable CA certificate ({e})")))?;
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("the ring provider supports the default protocol versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(config)
 }
 
 /// A raw answer: status and body.
@@ -100,13 +158,20 @@ impl Answer {
 #[derive(Clone, Debug)]
 pub struct Client {
     base: String,
-    http: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
+    http: hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
+    authorization: Option<HeaderValue>,
 }
 
 impl Client {
-    /// A client for the server at `url` (`http://host:port`).
+    /// A client for the server at `url` (`http://host:port` or `https://...`),
+    /// without a token, trusting the public roots.
     pub fn new(url: &str) -> Result<Client, ClientError> {
+        Client::with_options(url, &ClientOptions::default())
+    }
+
+    /// A client for the server at `url` that authenticates and trusts as `options` say.
+    pub fn with_options(url: &str, options: &ClientOptions) -> Result<Client, ClientError> {
         let bad = |reason: &str| ClientError::BadUrl {
             url: url.to_owned(),
             reason: reason.to_owned(),
@@ -115,8 +180,12 @@ impl Client {
             .parse()
             .map_err(|e: hyper::http::uri::InvalidUri| bad(&e.to_string()))?;
         match uri.scheme_str() {
-            Some("http") => {}
-            Some(other) => return Err(bad(&format!("scheme {other} is not supported, use http"))),
+            Some("http" | "https") => {}
+            Some(other) => {
+                return Err(bad(&format!(
+                    "scheme {other} is not supported, use http or https"
+                )))
+            }
             None => return Err(bad("it needs a scheme, like http://127.0.0.1:8080")),
         }
         if uri.authority().is_none() {
@@ -125,12 +194,19 @@ impl Client {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        connector.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config(options.cacert.as_deref())?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let http =
             hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(connector);
         Ok(Client {
             base: url.trim_end_matches('/').to_owned(),
             http,
             timeout: Duration::from_secs(60),
+            authorization: options.token.as_ref().map(|t| t.header_value()),
         })
     }
 
@@ -150,10 +226,14 @@ impl Client {
         path_and_query: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Request<Full<Bytes>>, ClientError> {
-        Request::builder()
+        let mut request = Request::builder()
             .method(method)
             .uri(format!("{}{path_and_query}", self.base))
-            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(hyper::header::CONTENT_TYPE, "application/json");
+        if let Some(authorization) = &self.authorization {
+            request = request.header(hyper::header::AUTHORIZATION, authorization.clone());
+        }
+        request
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| ClientError::BadResponse(format!("cannot build request: {e}")))
     }
@@ -382,8 +462,9 @@ mod tests {
             Client::new("127.0.0.1:8080"),
             Err(ClientError::BadUrl { .. })
         ));
+        assert!(Client::new("https://x").is_ok());
         assert!(matches!(
-            Client::new("https://x"),
+            Client::new("ftp://x"),
             Err(ClientError::BadUrl { .. })
         ));
         assert!(matches!(

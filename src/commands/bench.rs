@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::CliError;
+use super::{client_options, CliError};
 use crate::bench::{self, Plan, Report};
 use crate::cli::{BenchArgs, OutputFormat};
 use crate::client::Client;
@@ -33,12 +33,26 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
 
 /// The plan the arguments describe.
 fn plan_of(args: &BenchArgs) -> Result<Plan, CliError> {
-    let client = Client::new(&args.server)?;
-    let authority = client
-        .server()
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
+    // Checks the URL, the token and the CA file as every client command does.
+    let options = client_options(&args.connect)?;
+    Client::with_options(&args.server, &options)?;
+    let uri: hyper::Uri = args.server.parse().expect("checked by Client");
+    let host = uri.host().expect("checked by Client");
+    let https = uri.scheme_str() == Some("https");
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let authority = format!("{host}:{port}");
+    let tls = if https {
+        let config = crate::client::tls_config(options.cacert.as_deref())?;
+        let name = host.trim_start_matches('[').trim_end_matches(']');
+        let server_name = rustls::pki_types::ServerName::try_from(name.to_owned())
+            .map_err(|e| CliError::Usage(format!("{host} is not a TLS server name ({e})")))?;
+        Some(bench::TlsTarget {
+            connector: tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)),
+            server_name,
+        })
+    } else {
+        None
+    };
     if !(0.0..=1.0).contains(&args.read_ratio) {
         return Err(CliError::Usage(
             "--read-ratio must be between 0 and 1".into(),
@@ -50,6 +64,8 @@ fn plan_of(args: &BenchArgs) -> Result<Plan, CliError> {
     };
     Ok(Plan {
         authority,
+        tls,
+        authorization: options.token.as_ref().map(|t| t.header_value()),
         workload: args.workload,
         clients: args.clients,
         duration,

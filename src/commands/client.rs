@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde_json::{json, Value};
 
-use super::{runtime, CliError};
+use super::{client_options, runtime, CliError};
 use crate::api::{self, Limits};
 use crate::cli::{BatchArgs, KeyArgs, LsArgs, OutputFormat, PutArgs, StatsArgs, Target};
 use crate::client::Client;
@@ -19,7 +19,7 @@ use crate::wal::FsyncPolicy;
 
 /// Where a command's data lives.
 enum Backend {
-    Server(Client),
+    Server(Box<Client>),
     Dir(PathBuf),
 }
 
@@ -27,7 +27,10 @@ impl Backend {
     fn of(target: &Target) -> Result<Backend, CliError> {
         Ok(match &target.data_dir {
             Some(dir) => Backend::Dir(dir.clone()),
-            None => Backend::Server(Client::new(&target.server)?),
+            None => Backend::Server(Box::new(Client::with_options(
+                &target.server,
+                &client_options(&target.connect)?,
+            )?)),
         })
     }
 

@@ -8,7 +8,7 @@ pub mod snapshot;
 pub mod wal;
 
 use crate::api::RequestError;
-use crate::client::ClientError;
+use crate::client::{ClientError, ClientOptions};
 
 /// A failed command, classified by the exit status it gets.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +35,8 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::KeyNotFound(_) => 1,
-            CliError::Usage(_) | CliError::Client(ClientError::BadUrl { .. }) => 2,
+            CliError::Usage(_)
+            | CliError::Client(ClientError::BadUrl { .. } | ClientError::BadCaCert { .. }) => 2,
             CliError::Client(ClientError::Unreachable { .. }) => 3,
             CliError::Client(ClientError::Local(_)) => 5,
             CliError::Client(_) | CliError::Rejected(_) => 4,
@@ -70,6 +71,28 @@ impl From<crate::wal::WalError> for CliError {
     fn from(err: crate::wal::WalError) -> Self {
         CliError::Local(err.into())
     }
+}
+
+/// The token and trusted CAs that `--token-file`, `--cacert` and the
+/// environment give.
+fn client_options(connect: &crate::cli::ConnectArgs) -> Result<ClientOptions, CliError> {
+    let token = crate::server::AuthToken::resolve(connect.token_file.as_deref())
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    Ok(ClientOptions {
+        token,
+        cacert: connect.cacert.clone(),
+    })
+}
+
+/// A client of the server at `url`, authenticating as `connect` says.
+fn connect_to(
+    url: &str,
+    connect: &crate::cli::ConnectArgs,
+) -> Result<crate::client::Client, CliError> {
+    Ok(crate::client::Client::with_options(
+        url,
+        &client_options(connect)?,
+    )?)
 }
 
 /// A current-thread runtime for commands that talk to a server.

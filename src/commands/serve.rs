@@ -6,7 +6,7 @@ use anyhow::Context;
 
 use crate::cli::ServeArgs;
 use crate::local::Engine;
-use crate::server;
+use crate::server::{self, listen, AuthToken, ServerConfig, TlsConfig};
 use crate::wal::{ScanError, WalError};
 
 /// Runs the server until SIGTERM or Ctrl-C.
@@ -19,6 +19,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Secrets and certificates first: a bad one must stop the server
+    // before it replays the log or opens the port.
+    let auth = AuthToken::resolve(args.auth_token_file.as_deref())?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsConfig::load(cert, key)?),
+        _ => None,
+    };
+    let open_files = listen::raise_open_file_limit().context("cannot read the open-file limit")?;
+    let capacity = listen::connection_capacity(open_files);
+    let max_connections = args.max_connections.min(capacity);
+    if max_connections < args.max_connections {
+        tracing::warn!(
+            "--max-connections {} lowered to {max_connections}: the process may open only {open_files} files",
+            args.max_connections
+        );
+    }
     // Listen for signals before the (possibly long) replay, so a SIGTERM
     // that comes early still ends in a clean shutdown with exit 0.
     let stop = shutdown_signal()?;
@@ -47,16 +63,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let addr = SocketAddr::new(args.host, args.port);
     let listener = server::bind(addr).await?;
     tracing::info!(
-        "kvctl serving on http://{} (data dir {}, fsync {}); replayed {} records ({} bytes) in {:.1?}, {} live keys",
+        "kvctl serving on {}://{} (data dir {}, fsync {}{}); replayed {} records ({} bytes) in {:.1?}, {} live keys; at most {max_connections} connections (open-file limit {open_files})",
+        if tls.is_some() { "https" } else { "http" },
         listener.local_addr().unwrap_or(addr),
         args.data_dir.display(),
         args.fsync,
+        if auth.is_some() { ", bearer token required" } else { "" },
         report.records,
         report.bytes,
         report.elapsed,
         report.keys,
     );
-    server::serve(listener, db, args.limits(), stop)
+    let config = ServerConfig {
+        limits: args.limits(),
+        auth,
+        tls,
+        timeouts: args.timeouts(),
+        max_connections,
+    };
+    server::serve(listener, db, config, stop)
         .await
         .context("serving")?;
     tracing::info!("stopped cleanly, log synced");

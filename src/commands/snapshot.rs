@@ -9,12 +9,11 @@ use anyhow::Context;
 
 use super::CliError;
 use crate::cli::SnapshotSaveArgs;
-use crate::client::Client;
 use crate::output::{bytes_with_human, emit_line};
 
 /// `kvctl snapshot save FILE`.
 pub fn save(args: SnapshotSaveArgs) -> Result<(), CliError> {
-    let client = Client::new(&args.server)?;
+    let client = super::connect_to(&args.server, &args.connect)?;
     let partial = partial_path(&args.file);
     let file =
         File::create(&partial).with_context(|| format!("cannot create {}", partial.display()))?;

@@ -207,7 +207,8 @@ fn rewrite_error(dir: &Path, err: RewriteError) -> CliError {
 /// `kvctl wal compact`: offline, or by a running server with `--server`.
 pub fn compact(args: CompactArgs) -> Result<(), CliError> {
     if let Some(server) = &args.server {
-        return compact_online(server, args.output.output);
+        let client = super::connect_to(server, &args.connect)?;
+        return compact_online(&client, args.output.output);
     }
     let dir = &args.dir.data_dir;
     let len = std::fs::metadata(dir.join(crate::wal::WAL_FILE))
@@ -245,8 +246,10 @@ pub fn compact(args: CompactArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn compact_online(server: &str, format: Option<OutputFormat>) -> Result<(), CliError> {
-    let client = crate::client::Client::new(server)?;
+fn compact_online(
+    client: &crate::client::Client,
+    format: Option<OutputFormat>,
+) -> Result<(), CliError> {
     let done = super::runtime()?.block_on(client.compact())?;
     match resolve(format) {
         OutputFormat::Json => {

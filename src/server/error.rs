@@ -23,6 +23,12 @@ pub enum ApiError {
     /// The route exists but not for this method.
     #[error("method {0} is not allowed here")]
     MethodNotAllowed(String),
+    /// The request lacks the configured bearer token, or has a wrong one.
+    #[error("unauthorized: {0}")]
+    Unauthorized(&'static str),
+    /// The answer was not ready within the request timeout.
+    #[error("the request did not finish within {}; a write in it is applied whole or not at all", humantime::format_duration(*.0))]
+    TimedOut(std::time::Duration),
 }
 
 impl ApiError {
@@ -46,6 +52,8 @@ impl ApiError {
             },
             ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::TimedOut(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -67,6 +75,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if matches!(self, ApiError::Unauthorized(_)) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

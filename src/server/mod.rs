@@ -3,10 +3,15 @@
 //! Handlers only translate between HTTP and storage: they validate with
 //! [`crate::api`], call a [`Storage`] backend, and render bodies. Bodies are
 //! written by hand where that avoids re-serialising stored JSON; every one
-//! of them is exactly the contract's shape.
+//! of them is exactly the contract's shape. Around the routes:
+//! authentication ([`auth`]), the request timeout and request logging;
+//! accepting connections is [`listen`]'s, TLS identities [`tls`]'s.
 
+pub mod auth;
 mod error;
+pub mod listen;
 mod metrics;
+pub mod tls;
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -20,11 +25,13 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 
+pub use auth::AuthToken;
 pub use error::ApiError;
+pub use listen::Timeouts;
+pub use tls::TlsConfig;
 
 use crate::api::{self, Limits, RequestError};
 use crate::storage::{Command, Outcome, SnapshotChunks, Storage, StorageError};
@@ -63,8 +70,91 @@ pub fn app<S: Storage>(storage: S, limits: Limits) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)
+}
+
+/// Everything `serve` is configured with beyond the storage.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Limits on keys, bodies and batches.
+    pub limits: Limits,
+    /// The bearer token every request but `GET /health` must present, if any.
+    pub auth: Option<AuthToken>,
+    /// Serve HTTPS with this identity instead of plain HTTP.
+    pub tls: Option<TlsConfig>,
+    /// Header, idle and request timeouts.
+    pub timeouts: Timeouts,
+    /// Most connections open at once; more wait to be accepted.
+    pub max_connections: usize,
+}
+
+/// The default `--max-connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+
+impl ServerConfig {
+    /// Plain HTTP without authentication, default timeouts and connection limit.
+    pub fn new(limits: Limits) -> ServerConfig {
+        ServerConfig {
+            limits,
+            auth: None,
+            tls: None,
+            timeouts: Timeouts::default(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+/// The router of [`app`] with what a served router needs around it:
+/// authentication if configured, the request timeout, and request logging
+/// (debug level, as paths name keys).
+pub fn protected_app<S: Storage>(storage: S, config: &ServerConfig) -> Router {
+    let mut router = app(storage, config.limits).layer(axum::middleware::from_fn_with_state(
+        config.timeouts.request,
+        answer_within,
+    ));
+    if let Some(token) = &config.auth {
+        router = router.layer(axum::middleware::from_fn_with_state(
+            token.clone(),
+            auth::require_token,
+        ));
+    }
+    // Outside authentication and the timeout, so that their 401s and 503s
+    // are counted too.
+    router = router.layer(axum::middleware::from_fn(metrics::track));
+    router.layer(
+        tower_http::trace::TraceLayer::new_for_http()
+            .make_span_with(tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::DEBUG))
+            .on_request(())
+            .on_response(
+                tower_http::trace::DefaultOnResponse::new()
+                    .level(tracing::Level::DEBUG)
+                    .latency_unit(tower_http::LatencyUnit::Micros),
+            )
+            .on_failure(()),
+    )
+}
+
+/// Answers 503 if the request takes longer than `limit`.
+///
+/// The handler runs as a task of its own, so a commit that blocks its thread
+/// on a stuck fsync cannot hold up this answer. It is left to finish: a write
+/// already submitted to the log is then applied whole, and one not yet
+/// submitted is applied whole later, never half.
+async fn answer_within(
+    State(limit): State<Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let handler = tokio::spawn(next.run(request));
+    match tokio::time::timeout(limit, handler).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(err)) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        Ok(Err(_)) => ApiError::Storage(StorageError::Unavailable(
+            "the server is shutting down".into(),
+        ))
+        .into_response(),
+        Err(_) => ApiError::TimedOut(limit).into_response(),
+    }
 }
 
 /// Serves `storage` on `listener` until `shutdown` resolves, then drains
@@ -73,24 +163,27 @@ pub fn app<S: Storage>(storage: S, limits: Limits) -> Router {
 pub async fn serve<S: Storage>(
     listener: TcpListener,
     storage: S,
-    limits: Limits,
+    config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
-    let signal = async move {
+    let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
         shutdown.await;
         let _ = stopping_tx.send(true);
-    };
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
     });
-    let server = axum::serve(listener, app(storage.clone(), limits)).with_graceful_shutdown(signal);
+    let acceptor = listen::Acceptor {
+        router: protected_app(storage.clone(), &config),
+        tls: config.tls,
+        timeouts: config.timeouts,
+        max_connections: config.max_connections,
+    };
+    let mut stopped = stopping_rx.clone();
     let drain_deadline = async move {
-        let _ = stopping_rx.wait_for(|stopping| *stopping).await;
+        let _ = stopped.wait_for(|stopping| *stopping).await;
         tokio::time::sleep(DRAIN_TIMEOUT).await;
     };
     tokio::select! {
-        served = server => served?,
+        () = acceptor.run(listener, stopping_rx) => {}
         () = drain_deadline => {
             tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; stopping anyway");
         }

@@ -6,6 +6,7 @@ mod cli;
 mod compaction;
 mod generated;
 mod metrics;
+mod network;
 mod router;
 mod server;
 mod support;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use kvctl::client::Client;
+use kvctl::client::{Client, ClientOptions};
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_kvctl");
@@ -43,6 +43,8 @@ pub struct Server {
     envs: Vec<(String, String)>,
     log_dir: tempfile::TempDir,
     starts: u32,
+    https: bool,
+    client_options: ClientOptions,
 }
 
 impl Server {
@@ -53,6 +55,18 @@ impl Server {
 
     /// Starts a server with extra environment variables.
     pub fn start_with_env(data_dir: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Server {
+        Server::start_secured(data_dir, extra, envs, false, ClientOptions::default())
+    }
+
+    /// Starts a server that speaks HTTPS if `https`, and that its clients
+    /// (the readiness check included) reach with `client_options`.
+    pub fn start_secured(
+        data_dir: &Path,
+        extra: &[&str],
+        envs: &[(&str, &str)],
+        https: bool,
+        client_options: ClientOptions,
+    ) -> Server {
         let mut server = Server {
             child: None,
             port: free_port(),
@@ -64,6 +78,8 @@ impl Server {
                 .collect(),
             log_dir: tempfile::tempdir().unwrap(),
             starts: 0,
+            https,
+            client_options,
         };
         server.launch();
         server
@@ -120,12 +136,13 @@ impl Server {
 
     /// A client for this server.
     pub fn client(&self) -> Client {
-        Client::new(&self.url()).unwrap()
+        Client::with_options(&self.url(), &self.client_options).unwrap()
     }
 
     /// The server's base URL.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// The process id.
@@ -212,6 +229,8 @@ pub fn kvctl(args: &[&str], envs: &[(&str, &str)], stdin: Option<&[u8]>) -> Outp
         .env_remove("DATA_DIR")
         .env_remove("KVCTL_SERVER")
         .env_remove("RUST_LOG")
+        .env_remove("KVCTL_AUTH_TOKEN")
+        .env_remove("KVCTL_CACERT")
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
