@@ -3,6 +3,7 @@
 
 mod bench;
 mod cli;
+mod crash;
 mod generated;
 mod router;
 mod server;
