@@ -4,6 +4,7 @@
 mod bench;
 mod cli;
 mod crash;
+mod fuzz_router;
 mod generated;
 mod router;
 mod server;
