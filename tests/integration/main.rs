@@ -5,6 +5,7 @@ mod bench;
 mod cli;
 mod crash;
 mod fuzz_router;
+mod fuzz_wal;
 mod generated;
 mod router;
 mod server;
