@@ -7,6 +7,7 @@ mod crash;
 mod fuzz_router;
 mod fuzz_wal;
 mod generated;
+mod model;
 mod router;
 mod server;
 mod support;
