@@ -4,8 +4,12 @@
 mod bench;
 mod cli;
 mod compaction;
+mod crash;
+mod fuzz_router;
+mod fuzz_wal;
 mod generated;
 mod metrics;
+mod model;
 mod network;
 mod router;
 mod server;

@@ -272,3 +272,14 @@ pub fn assert_one_line_error(out: &Output, must_contain: &str) {
         "expected {must_contain:?} in {last:?}"
     );
 }
+
+/// A count from the environment (case and iteration counts of the long
+/// runs), or `default` when it is unset.
+pub fn env_count(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(text) => text
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={text:?} is not a number")),
+        Err(_) => default,
+    }
+}
