@@ -432,6 +432,8 @@ impl ServeArgs {
 fn positive_duration(text: &str) -> Result<Duration, String> {
     match humantime::parse_duration(text) {
         Ok(d) if d.is_zero() => Err("must be more than zero".into()),
+        // Deadlines are this far from now; much longer is no limit at all.
+        Ok(d) if d > Duration::from_secs(365 * 24 * 3600) => Err("must be at most a year".into()),
         Ok(d) => Ok(d),
         Err(e) => Err(format!("{e} (write durations as 500ms, 30s, 5m)")),
     }

@@ -25,6 +25,11 @@ const KEY_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
+/// How long a compaction or a snapshot may keep the client waiting (for
+/// the answer, or between two chunks): their scan of a large store takes a
+/// while before anything is sent.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// The address used when neither `--server` nor `KVCTL_SERVER` is given.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 
@@ -252,6 +257,18 @@ impl Client {
         path_and_query: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Answer, ClientError> {
+        self.send_within(method, path_and_query, body, self.timeout)
+            .await
+    }
+
+    /// [`Client::send`], waiting up to `timeout` for the whole answer.
+    async fn send_within(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<Answer, ClientError> {
         let request = self.request(method, path_and_query, body)?;
         let exchange = async {
             let response = self
@@ -268,13 +285,14 @@ impl Client {
                 .to_bytes();
             Ok(Answer { status, body })
         };
-        tokio::time::timeout(self.timeout, exchange)
+        tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(|_| self.unreachable(format!("no answer within {:?}", self.timeout)))?
+            .map_err(|_| self.unreachable(format!("no answer within {timeout:?}")))?
     }
 
     /// GETs `path` and hands its body to `sink` as it arrives, with no
-    /// overall time limit (only between chunks); the bytes received. An
+    /// overall time limit (only [`ADMIN_TIMEOUT`] between chunks); the bytes
+    /// received. An
     /// answer cut short is an error, never a short success.
     pub async fn download(
         &self,
@@ -282,8 +300,8 @@ impl Client {
         mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<u64, ClientError> {
         let request = self.request(Method::GET, path, None)?;
-        let no_answer = || self.unreachable(format!("no answer within {:?}", self.timeout));
-        let response = tokio::time::timeout(self.timeout, self.http.request(request))
+        let no_answer = || self.unreachable(format!("no answer within {ADMIN_TIMEOUT:?}"));
+        let response = tokio::time::timeout(ADMIN_TIMEOUT, self.http.request(request))
             .await
             .map_err(|_| no_answer())?
             .map_err(|e| self.unreachable(error_chain(&e)))?;
@@ -298,7 +316,7 @@ impl Client {
             return Err(Answer { status, body }.into_rejection());
         }
         let mut received = 0u64;
-        while let Some(frame) = tokio::time::timeout(self.timeout, body.frame())
+        while let Some(frame) = tokio::time::timeout(ADMIN_TIMEOUT, body.frame())
             .await
             .map_err(|_| no_answer())?
         {
@@ -392,7 +410,13 @@ impl Client {
 
     /// Compacts the server's log now, and what that did.
     pub async fn compact(&self) -> Result<Compaction, ClientError> {
-        let body = self.expect_ok(Method::POST, "/admin/compact", None).await?;
+        let answer = self
+            .send_within(Method::POST, "/admin/compact", None, ADMIN_TIMEOUT)
+            .await?;
+        if answer.status != StatusCode::OK {
+            return Err(answer.into_rejection());
+        }
+        let body = answer.json()?;
         serde_json::from_value(body)
             .map_err(|e| ClientError::BadResponse(format!("not a compaction report ({e})")))
     }

@@ -60,6 +60,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.data_dir.join(crate::wal::WAL_FILE).display()
         );
     }
+    if auth.is_none() && !args.host.is_loopback() {
+        tracing::warn!(
+            "serving on {} without --auth-token-file: anyone who can reach the port can read, write, compact and snapshot the store",
+            args.host
+        );
+    }
     let addr = SocketAddr::new(args.host, args.port);
     let listener = server::bind(addr).await?;
     tracing::info!(

@@ -86,8 +86,10 @@ pub(super) struct GroupCommit {
     gathered: Condvar,
     /// Every commit includes an fsync.
     syncs: bool,
-    /// Why the last log write failed, if it did and none succeeded since.
-    failure: Mutex<Option<String>>,
+    /// Why the last log write failed, if it did and none succeeded since,
+    /// numbered so that a probe clears only the failure it looked at.
+    failure: Mutex<Option<(u64, String)>>,
+    failures: std::sync::atomic::AtomicU64,
 }
 
 /// The appending side of the log, owned by whoever leads the commit.
@@ -112,6 +114,7 @@ impl GroupCommit {
             gathered: Condvar::new(),
             syncs,
             failure: Mutex::new(None),
+            failures: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -121,14 +124,24 @@ impl GroupCommit {
         f(&mut self.log.lock().appender)
     }
 
-    /// Why the last log write failed, if none has succeeded since.
-    pub(super) fn last_failure(&self) -> Option<String> {
+    /// Why the last log write failed, and its number, if none has
+    /// succeeded since.
+    pub(super) fn last_failure(&self) -> Option<(u64, String)> {
         self.failure.lock().clone()
     }
 
-    /// Forgets the last failure (the disk took a write since).
-    pub(super) fn clear_failure(&self) {
-        *self.failure.lock() = None;
+    /// Forgets failure number `which` unless another came since (the disk
+    /// took a write after it).
+    pub(super) fn clear_failure(&self, which: u64) {
+        let mut failure = self.failure.lock();
+        if failure.as_ref().is_some_and(|(n, _)| *n == which) {
+            *failure = None;
+        }
+    }
+
+    /// Whether shutdown has begun refusing writes.
+    pub(super) fn is_closed(&self) -> bool {
+        self.queue.lock().closed
     }
 
     /// Queues a write request, and commits the queue at once if no commit
@@ -258,11 +271,15 @@ impl GroupCommit {
         match logged {
             Ok(false) => {}
             Ok(true) => {
-                if self.failure.lock().is_some() {
-                    self.clear_failure();
+                let mut failure = self.failure.lock();
+                if failure.is_some() {
+                    *failure = None;
                 }
             }
-            Err(err) => *self.failure.lock() = Some(err),
+            Err(err) => {
+                let which = self.failures.fetch_add(1, Ordering::Relaxed);
+                *self.failure.lock() = Some((which, err));
+            }
         }
         size
     }

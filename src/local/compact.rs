@@ -63,9 +63,10 @@ const SNAPSHOT_CHUNK: usize = 256 << 10;
 /// Test-only: the compaction step at which the process kills itself with
 /// SIGKILL, to test that a crash anywhere in a compaction loses nothing.
 pub const TEST_CRASH_ENV: &str = "KVCTL_TEST_COMPACT_CRASH";
-/// Test-only: milliseconds a compaction waits after writing the new file
-/// and before catching up, so a test can write during a compaction.
-pub const TEST_PAUSE_ENV: &str = "KVCTL_TEST_COMPACT_PAUSE_MS";
+/// Test-only: a path; once the new file is written, a compaction waits
+/// while a file is there (for at most a minute) before it catches up, so a
+/// test can write during a compaction.
+pub const TEST_HOLD_ENV: &str = "KVCTL_TEST_COMPACT_HOLD";
 
 /// The compactor thread: compacts whenever the log is due.
 pub(super) fn compact_loop(shared: &Shared) {
@@ -164,9 +165,7 @@ fn rewrite_and_swap(shared: &Shared) -> Result<(Compaction, Duration), CompactEr
     }
     rewrite.sync()?;
     failpoint("written");
-    if let Some(pause) = test_pause() {
-        std::thread::sleep(pause);
-    }
+    hold_for_test();
     // Catch up without the lock while the tail is large, so that writers
     // wait only for the last few groups to be copied.
     for _ in 0..8 {
@@ -280,9 +279,14 @@ fn failpoint(step: &str) {
     }
 }
 
-fn test_pause() -> Option<Duration> {
-    let ms: u64 = std::env::var(TEST_PAUSE_ENV).ok()?.parse().ok()?;
-    Some(Duration::from_millis(ms))
+fn hold_for_test() {
+    let Some(hold) = std::env::var_os(TEST_HOLD_ENV) else {
+        return;
+    };
+    let until = Instant::now() + Duration::from_secs(60);
+    while std::path::Path::new(&hold).exists() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 
-pub use self::compact::{AutoCompact, TEST_CRASH_ENV, TEST_PAUSE_ENV};
+pub use self::compact::{AutoCompact, TEST_CRASH_ENV, TEST_HOLD_ENV};
 pub use self::snapshot::Snapshot;
 
 use self::commit::GroupCommit;
@@ -41,6 +41,9 @@ use crate::storage::{
 };
 use crate::ttl::now_ms;
 use crate::wal::{FsyncPolicy, LockedLog, LogValue, Op, Record, TornTail, WalError};
+
+/// The least time between two disk probes of `health`.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 /// What opening a data directory found.
 #[derive(Debug, Clone)]
@@ -67,6 +70,10 @@ struct Shared {
     compacted_len: AtomicU64,
     /// Held by the compaction under way.
     compacting: Mutex<()>,
+    /// When `health` last probed the disk.
+    last_probe: Mutex<Option<Instant>>,
+    /// A snapshot is being taken.
+    snapshotting: AtomicBool,
     /// The engine is stopping: its threads end.
     stop: AtomicBool,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -126,6 +133,8 @@ impl Engine {
             compacted_len: AtomicU64::new(appender.len()),
             auto_compact,
             compacting: Mutex::new(()),
+            last_probe: Mutex::new(None),
+            snapshotting: AtomicBool::new(false),
             map: RwLock::new(map),
             commit: GroupCommit::new(
                 appender,
@@ -182,25 +191,39 @@ impl Storage for Engine {
         answer.await.map_err(|_| StorageError::shutting_down())?
     }
 
-    /// Unhealthy while the last log write failed; when it did, the disk is
-    /// probed, and a probe that succeeds makes it healthy again without
-    /// waiting for a client's write.
+    /// Unhealthy while the last log write failed, or once shutdown has
+    /// begun. After a failure the disk is probed (at most once a second),
+    /// and a probe that succeeds makes it healthy again without waiting for
+    /// a client's write.
     async fn health(&self) -> Result<(), StorageError> {
-        let Some(failure) = self.shared.commit.last_failure() else {
+        if self.shared.commit.is_closed() {
+            return Err(StorageError::shutting_down());
+        }
+        let Some((which, failure)) = self.shared.commit.last_failure() else {
             return Ok(());
         };
+        let unhealthy = |probe: &str| {
+            Err(StorageError::Unavailable(format!(
+                "cannot write to the data directory: {failure}{probe}"
+            )))
+        };
+        {
+            let mut last_probe = self.shared.last_probe.lock();
+            if last_probe.is_some_and(|at| at.elapsed() < PROBE_EVERY) {
+                return unhealthy("");
+            }
+            *last_probe = Some(Instant::now());
+        }
         let shared = self.shared.clone();
         let probed = tokio::task::spawn_blocking(move || probe_disk(&shared.dir))
             .await
             .unwrap_or_else(|_| Err(io::Error::other("the disk probe panicked")));
         match probed {
             Ok(()) => {
-                self.shared.commit.clear_failure();
+                self.shared.commit.clear_failure(which);
                 Ok(())
             }
-            Err(err) => Err(StorageError::Unavailable(format!(
-                "cannot write to the data directory: {failure} (a probe just now: {err})"
-            ))),
+            Err(err) => unhealthy(&format!(" (a probe just now: {err})")),
         }
     }
 
@@ -211,10 +234,20 @@ impl Storage for Engine {
             .map_err(|_| StorageError::Failed("the compaction panicked".into()))?
     }
 
+    /// One snapshot at a time: each holds the live keys' last sets in
+    /// memory while it runs.
     async fn snapshot(&self) -> Result<SnapshotChunks, StorageError> {
+        if self.shared.snapshotting.swap(true, Ordering::AcqRel) {
+            return Err(StorageError::Unavailable(
+                "a snapshot is already being taken; try again when it is done".into(),
+            ));
+        }
         let (chunks, receiver) = compact::snapshot_channel();
         let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || compact::snapshot(&shared, chunks));
+        tokio::task::spawn_blocking(move || {
+            compact::snapshot(&shared, chunks);
+            shared.snapshotting.store(false, Ordering::Release);
+        });
         Ok(receiver)
     }
 

@@ -116,13 +116,14 @@ impl fmt::Debug for AuthToken {
 }
 
 /// Lets a request through only with `Authorization: Bearer <token>`, except
-/// `GET /health`; anything else is answered 401.
+/// `GET /health` (and its `HEAD`); anything else is answered 401.
 pub(super) async fn require_token(
     State(token): State<AuthToken>,
     request: Request,
     next: Next,
 ) -> Response {
-    if request.method() == Method::GET && request.uri().path() == UNAUTHENTICATED_PATH {
+    let reads = request.method() == Method::GET || request.method() == Method::HEAD;
+    if reads && request.uri().path() == UNAUTHENTICATED_PATH {
         return next.run(request).await;
     }
     let presented = request

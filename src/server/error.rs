@@ -29,6 +29,10 @@ pub enum ApiError {
     /// The answer was not ready within the request timeout.
     #[error("the request did not finish within {}; a write in it is applied whole or not at all", humantime::format_duration(*.0))]
     TimedOut(std::time::Duration),
+    /// The handler failed unexpectedly (a bug); whether a write in it was
+    /// applied is unknown, but never in part.
+    #[error("internal error: the request failed unexpectedly")]
+    Internal,
 }
 
 impl ApiError {
@@ -54,6 +58,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::TimedOut(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -68,7 +73,11 @@ impl IntoResponse for ApiError {
         // connection cannot carry another request and is closed after this
         // answer. Saying so keeps a client from reusing it and racing the
         // close ("connection closed without response" on its next request).
-        let closes = matches!(self, ApiError::Request(RequestError::BodyTooLarge { .. }));
+        // So too after a timeout: the handler may still be reading the body.
+        let closes = matches!(
+            self,
+            ApiError::Request(RequestError::BodyTooLarge { .. }) | ApiError::TimedOut(_)
+        );
         let body = serde_json::json!({ "error": self.to_string() }).to_string();
         let mut response = json_response(status, body);
         if closes {

@@ -200,8 +200,9 @@ impl Acceptor {
                 let mut router = router.clone();
                 async move {
                     let response = router.call(request).await;
-                    drop(busy);
-                    response
+                    // Busy until the body is sent: a long stream (a snapshot)
+                    // is neither idle nor waiting for a request head.
+                    response.map(|response| response.map(|inner| BusyBody { inner, _busy: busy }))
                 }
             })
         };
@@ -326,6 +327,32 @@ impl Busy {
         activity.busy.fetch_add(1, Ordering::Relaxed);
         activity.head_started.store(0, Ordering::Relaxed);
         Busy(activity)
+    }
+}
+
+/// A response body that keeps its request [`Busy`] until it is sent or dropped.
+struct BusyBody {
+    inner: axum::body::Body,
+    _busy: Busy,
+}
+
+impl http_body::Body for BusyBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -145,10 +145,18 @@ async fn answer_within(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    if request.uri().path().starts_with("/admin/") {
+        // A compaction or a snapshot takes as long as the store is large; a
+        // 503 would only make a client retry one that is still running.
+        return next.run(request).await;
+    }
     let handler = tokio::spawn(next.run(request));
     match tokio::time::timeout(limit, handler).await {
         Ok(Ok(response)) => response,
-        Ok(Err(err)) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        Ok(Err(err)) if err.is_panic() => {
+            tracing::error!("a request handler panicked: {err}");
+            ApiError::Internal.into_response()
+        }
         Ok(Err(_)) => ApiError::Storage(StorageError::Unavailable(
             "the server is shutting down".into(),
         ))

@@ -258,6 +258,7 @@ impl LockedLog {
             len,
             policy,
             rollback_pending: false,
+            dir_sync_pending: false,
             syncer,
             sync_delay: test_sync_delay(),
         })
@@ -273,6 +274,9 @@ pub struct Appender {
     policy: FsyncPolicy,
     /// A failed group could not be cut off yet; cut it before the next one.
     rollback_pending: bool,
+    /// A compaction's rename is not yet durable; sync the directory before
+    /// the next append.
+    dir_sync_pending: bool,
     syncer: Option<IntervalSyncer>,
     /// Test-only: makes every fsync slow (see [`TEST_SYNC_DELAY_ENV`]).
     sync_delay: Option<Duration>,
@@ -295,6 +299,10 @@ impl Appender {
     /// On failure the file is cut back to where it was, so a later append
     /// never lands after half a group.
     pub fn append(&mut self, buf: &[u8]) -> io::Result<()> {
+        if self.dir_sync_pending {
+            sync_dir(self.log.path.parent().unwrap_or(Path::new(".")))?;
+            self.dir_sync_pending = false;
+        }
         if self.rollback_pending {
             self.cut_back()?;
             self.rollback_pending = false;

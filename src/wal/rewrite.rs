@@ -124,6 +124,8 @@ impl Rewrite {
             .create(true)
             .truncate(true)
             .open(&path)?;
+        // The new log keeps the old one's permissions, not the umask's.
+        file.set_permissions(source.metadata()?.permissions())?;
         Ok(Rewrite {
             out: BufWriter::with_capacity(1 << 20, file),
             path,
@@ -235,6 +237,8 @@ impl Appender {
     ) -> io::Result<(u64, RetiredLog)> {
         rewrite.copy_tail(self.len)?;
         rewrite.sync()?;
+        // Everything that can fail happens before the rename: after it, the
+        // appender must follow the new file, which the log's name points to.
         // Appends rely on O_APPEND (see `cut_back`), so the log's handle is
         // a new one, opened for appending.
         let file = OpenOptions::new()
@@ -243,48 +247,56 @@ impl Appender {
             .open(&rewrite.path)?;
         file.try_lock().map_err(io::Error::other)?;
         let len = file.metadata()?.len();
-        step(SwapStep::BeforeRename);
         let log_path = self.log.path.clone();
-        fs::rename(&rewrite.path, &log_path)?;
-        rewrite.swapped = true;
-        step(SwapStep::BeforeDirSync);
-        let dir = log_path.parent().unwrap_or(Path::new("."));
-        let dir_synced = sync_dir(dir);
-        step(SwapStep::BeforeSwitch);
         let syncer = match &self.syncer {
             Some(_) => Some(IntervalSyncer::start(&file, &log_path).map_err(io::Error::other)?),
             None => None,
         };
-        let old = std::mem::replace(
+        let reader = rewrite.source.try_clone()?;
+        step(SwapStep::BeforeRename);
+        fs::rename(&rewrite.path, &log_path)?;
+        rewrite.swapped = true;
+        step(SwapStep::BeforeDirSync);
+        let dir = log_path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        if let Err(err) = sync_dir(&dir) {
+            // Until the rename is durable a power loss could bring the old
+            // log back without what is appended from now on: appends retry
+            // the sync first and fail while it fails.
+            tracing::warn!("cannot sync {} after a compaction: {err}", dir.display());
+            self.dir_sync_pending = true;
+        }
+        step(SwapStep::BeforeSwitch);
+        let old_log = std::mem::replace(
             &mut self.log,
             LockedLog {
                 file,
                 path: log_path,
             },
         );
+        let old_syncer = std::mem::replace(&mut self.syncer, syncer);
         self.len = len;
         self.rollback_pending = false;
-        self.syncer = syncer;
-        dir_synced?;
-        let source = rewrite.source.try_clone()?;
         Ok((
             len,
             RetiredLog {
-                _log: old,
-                _reader: source,
+                _log: old_log,
+                _reader: reader,
+                _syncer: old_syncer,
             },
         ))
     }
 }
 
-/// The handles of a log that a compaction replaced. Closing the last one
-/// frees the file's blocks, which takes long for a large file (38 ms for
-/// 340 MB on an idle disk, more under load), so it happens after appends
+/// The handles of a log that a compaction replaced, and its interval
+/// syncer. Closing the last handle frees the file's blocks, which takes long
+/// for a large file (38 ms for 340 MB on an idle disk, more under load), and
+/// stopping the syncer may wait for its fsync, so both happen after appends
 /// resume, not while they wait.
 #[derive(Debug)]
 pub struct RetiredLog {
     _log: LockedLog,
     _reader: File,
+    _syncer: Option<IntervalSyncer>,
 }
 
 /// Removes a compaction's temporary file left by a crash; the caller holds

@@ -23,7 +23,7 @@ use tower::ServiceExt;
 use kvctl::api::Limits;
 use kvctl::client::Client;
 use kvctl::local::Engine;
-use kvctl::server::app;
+use kvctl::server::{protected_app, ServerConfig};
 use kvctl::storage::memory::MemoryStorage;
 use kvctl::storage::{Command, Stats, Storage, StoredValue};
 use kvctl::wal::FsyncPolicy;
@@ -428,7 +428,8 @@ fn fuzz<S: Storage>(name: &str, storage: S, runtime: &tokio::runtime::Runtime) -
             .collect();
         storage.execute(seed).await.unwrap();
     });
-    let router = app(storage.clone(), LIMITS);
+    // As served: the timeout, metrics and logging layers around the routes.
+    let router = protected_app(storage.clone(), &ServerConfig::new(LIMITS));
     let cases = env_count("KVCTL_FUZZ_CASES", DEFAULT_CASES);
     let config = Config {
         cases: u32::try_from(cases).expect("KVCTL_FUZZ_CASES fits in u32"),

@@ -192,7 +192,11 @@ fn a_request_over_the_request_timeout_is_503_and_its_batch_all_or_nothing() {
         .unwrap();
     let applied = wait_until(DEADLINE, || {
         // One listing is one consistent read, as a batch is one write.
-        let present = rt.block_on(client.list("slow-")).unwrap();
+        // A listing slowed past the short timeout by a busy machine says
+        // nothing yet.
+        let Ok(present) = rt.block_on(client.list("slow-")) else {
+            return false;
+        };
         assert!(
             present.is_empty() || present == keys,
             "half the batch is visible: {present:?}"
@@ -390,9 +394,9 @@ fn with_a_token_every_request_but_health_needs_it() {
         "GET /stats HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer s3cret-T0ken\r\n\r\n",
     );
     assert_eq!(status, 200);
-    // /health needs no token (whether or not this build has the route).
-    let (status, _, _) = exchange(&mut stream, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert_ne!(status, 401);
+    // /health needs no token.
+    let (status, _, body) = exchange(&mut stream, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
 
     // The CLI: from --token-file, from the environment, and without.
     let url = server.url();
