@@ -136,10 +136,10 @@ pub fn protected_app<S: Storage>(storage: S, config: &ServerConfig) -> Router {
 
 /// Answers 503 if the request takes longer than `limit`.
 ///
-/// The handler runs as a task of its own, so a commit that blocks its thread
-/// on a stuck fsync cannot hold up this answer. It is left to finish: a write
-/// already submitted to the log is then applied whole, and one not yet
-/// submitted is applied whole later, never half.
+/// The timeout runs in the request's own task: nothing in it blocks its
+/// thread, since the commit of a write, which may block on a stuck fsync,
+/// runs in a task of its own (see [`execute`]). A write left behind by the
+/// timeout finishes on its own: applied whole, or not at all, never half.
 async fn answer_within(
     State(limit): State<Duration>,
     request: axum::extract::Request,
@@ -150,18 +150,28 @@ async fn answer_within(
         // 503 would only make a client retry one that is still running.
         return next.run(request).await;
     }
-    let handler = tokio::spawn(next.run(request));
-    match tokio::time::timeout(limit, handler).await {
-        Ok(Ok(response)) => response,
-        Ok(Err(err)) if err.is_panic() => {
-            tracing::error!("a request handler panicked: {err}");
-            ApiError::Internal.into_response()
-        }
-        Ok(Err(_)) => ApiError::Storage(StorageError::Unavailable(
-            "the server is shutting down".into(),
-        ))
-        .into_response(),
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
         Err(_) => ApiError::TimedOut(limit).into_response(),
+    }
+}
+
+/// Runs a request's commands in a task of their own, so that a commit that
+/// blocks its thread (a stuck fsync) cannot hold up the request timeout.
+/// Only the commands move to that task, not the reading of the body, which
+/// would cost a wake-up between tasks for every chunk.
+async fn execute<S: Storage>(
+    storage: &S,
+    commands: Vec<Command>,
+) -> Result<Vec<Outcome>, ApiError> {
+    let storage = storage.clone();
+    match tokio::spawn(async move { storage.execute(commands).await }).await {
+        Ok(outcomes) => Ok(outcomes?),
+        Err(err) if err.is_panic() => {
+            tracing::error!("a request's commit panicked: {err}");
+            Err(ApiError::Internal)
+        }
+        Err(_) => Err(StorageError::shutting_down().into()),
     }
 }
 
@@ -299,7 +309,7 @@ async fn put_key<S: Storage>(
     // waiting for the commit, or the connection, polling for its next request
     // meanwhile, has to allocate a new one.
     drop(uri);
-    state.storage.execute(vec![set]).await?;
+    execute(&state.storage, vec![set]).await?;
     Ok(ok(SUCCESS))
 }
 
@@ -309,7 +319,7 @@ async fn delete_key<S: Storage>(
 ) -> Result<Response, ApiError> {
     let key = key_of(&uri, &state.limits)?.as_ref().into();
     drop(uri); // see put_key
-    match state.storage.execute(vec![Command::Delete { key }]).await?[..] {
+    match execute(&state.storage, vec![Command::Delete { key }]).await?[..] {
         [Outcome::Done] => Ok(ok(SUCCESS)),
         _ => Err(StorageError::NotFound.into()),
     }
@@ -322,7 +332,7 @@ async fn batch<S: Storage>(
     let body = body_of(body, &state.limits)?;
     let commands = api::parse_batch(&body, &state.limits)?;
     drop(body); // see put_key
-    let outcomes = state.storage.execute(commands).await?;
+    let outcomes = execute(&state.storage, commands).await?;
     Ok(ok(api::render_results(&outcomes)))
 }
 
