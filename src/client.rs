@@ -291,7 +291,7 @@ impl Client {
     }
 
     /// GETs `path` and hands its body to `sink` as it arrives, with no
-    /// overall time limit (only [`ADMIN_TIMEOUT`] between chunks); the bytes
+    /// overall time limit (only ten minutes between chunks); the bytes
     /// received. An
     /// answer cut short is an error, never a short success.
     pub async fn download(
