@@ -191,11 +191,9 @@ fn io_error(context: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Rew
 
 /// A second handle on the locked log, for reading it through.
 fn reopen(log: &LockedLog) -> Result<File, RewriteError> {
-    reopen_io(log).map_err(io_error("cannot reopen", log.path()))
-}
-
-fn reopen_io(log: &LockedLog) -> io::Result<File> {
-    log.file().try_clone()
+    log.file()
+        .try_clone()
+        .map_err(io_error("cannot reopen", log.path()))
 }
 
 fn lock_existing(dir: &Path) -> Result<LockedLog, RewriteError> {
@@ -221,7 +219,7 @@ pub fn compact(
         return Err(RewriteError::Corrupt(corrupt));
     }
     let written = (|| -> io::Result<(Rewrite, u64)> {
-        let mut rewrite = Rewrite::create(dir, reopen_io(&log)?, summary.file_bytes)?;
+        let mut rewrite = Rewrite::create(dir, log.file().try_clone()?, summary.file_bytes)?;
         let bytes = rewrite::write_sets(&sets, rewrite.out(), || Ok(()))?;
         rewrite.sync()?;
         Ok((rewrite, bytes))

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde_json::{json, Value};
 
-use super::{client_options, runtime, CliError};
+use super::{runtime, CliError};
 use crate::api::{self, Limits};
 use crate::cli::{BatchArgs, KeyArgs, LsArgs, OutputFormat, PutArgs, StatsArgs, Target};
 use crate::client::Client;
@@ -27,9 +27,9 @@ impl Backend {
     fn of(target: &Target) -> Result<Backend, CliError> {
         Ok(match &target.data_dir {
             Some(dir) => Backend::Dir(dir.clone()),
-            None => Backend::Server(Box::new(Client::with_options(
+            None => Backend::Server(Box::new(super::connect_to(
                 &target.server,
-                &client_options(&target.connect)?,
+                &target.connect,
             )?)),
         })
     }

@@ -270,12 +270,7 @@ impl GroupCommit {
         });
         match logged {
             Ok(false) => {}
-            Ok(true) => {
-                let mut failure = self.failure.lock();
-                if failure.is_some() {
-                    *failure = None;
-                }
-            }
+            Ok(true) => *self.failure.lock() = None,
             Err(err) => {
                 let which = self.failures.fetch_add(1, Ordering::Relaxed);
                 *self.failure.lock() = Some((which, err));

@@ -16,6 +16,7 @@
 //! A snapshot streams those sets, the state at its point, as a compacted
 //! log; writers go on meanwhile.
 
+use std::fs::File;
 use std::io;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -25,7 +26,8 @@ use tokio::sync::mpsc;
 use super::Shared;
 use crate::storage::{Compaction, SnapshotChunks, StorageError};
 use crate::ttl::now_ms;
-use crate::wal::rewrite::{final_sets_of, write_sets, Rewrite, SwapStep};
+use crate::wal::rewrite::{final_sets_of, write_sets, FinalSets, Rewrite, SwapStep};
+use crate::wal::WalError;
 
 /// When the log is compacted without being asked.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -134,12 +136,30 @@ enum CompactError {
     Io(#[from] io::Error),
 }
 
+/// The live keys' last sets as of now in log order (the end of the last
+/// whole group), that point, and a second reader of the log it is in.
+fn live_sets_now(shared: &Shared) -> Result<(FinalSets, u64, File), WalError> {
+    let path = shared.dir.join(crate::wal::WAL_FILE);
+    let io_error = |source| WalError::Io {
+        context: "cannot read",
+        path: path.clone(),
+        source,
+    };
+    let (reader, point) = shared
+        .commit
+        .with_log(|log| log.reader())
+        .map_err(io_error)?;
+    let second = reader.try_clone().map_err(io_error)?;
+    Ok((
+        final_sets_of(reader, &path, point, now_ms())?,
+        point,
+        second,
+    ))
+}
+
 /// Compacts the log; what that did, and how long writes waited for the swap.
 fn rewrite_and_swap(shared: &Shared) -> Result<(Compaction, Duration), CompactError> {
-    let (reader, point) = shared.commit.with_log(|log| log.reader())?;
-    let path = shared.dir.join(crate::wal::WAL_FILE);
-    let source = reader.try_clone()?;
-    let sets = final_sets_of(reader, &path, point, now_ms()).map_err(io::Error::other)?;
+    let (sets, point, source) = live_sets_now(shared).map_err(io::Error::other)?;
     let mut rewrite = Rewrite::create(&shared.dir, source, point)?;
     let mut checks = 0;
     let stopped = || {
@@ -148,7 +168,7 @@ fn rewrite_and_swap(shared: &Shared) -> Result<(Compaction, Duration), CompactEr
             failpoint("writing");
         }
         if shared.stop.load(Ordering::Acquire) {
-            Err(io::Error::other(CompactError::Stopped))
+            Err(io::Error::other("the store is shutting down"))
         } else {
             Ok(())
         }
@@ -156,12 +176,11 @@ fn rewrite_and_swap(shared: &Shared) -> Result<(Compaction, Duration), CompactEr
     let written = write_sets(&sets, rewrite.out(), stopped);
     drop(sets);
     if let Err(err) = written {
-        return Err(
-            match err.get_ref().and_then(|e| e.downcast_ref::<CompactError>()) {
-                Some(CompactError::Stopped) => CompactError::Stopped,
-                _ => err.into(),
-            },
-        );
+        return Err(if shared.stop.load(Ordering::Acquire) {
+            CompactError::Stopped
+        } else {
+            err.into()
+        });
     }
     rewrite.sync()?;
     failpoint("written");
@@ -206,13 +225,8 @@ pub(super) fn snapshot(shared: &Shared, chunks: mpsc::Sender<Result<Vec<u8>, Sto
             "the snapshot failed: {err}"
         ))));
     };
-    let (reader, point) = match shared.commit.with_log(|log| log.reader()) {
-        Ok(opened) => opened,
-        Err(err) => return failed(&err),
-    };
-    let path = shared.dir.join(crate::wal::WAL_FILE);
-    let sets = match final_sets_of(reader, &path, point, now_ms()) {
-        Ok(sets) => sets,
+    let sets = match live_sets_now(shared) {
+        Ok((sets, _, _)) => sets,
         Err(err) => return failed(&err),
     };
     let mut out = ChunkWriter {

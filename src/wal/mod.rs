@@ -177,6 +177,11 @@ impl LockedLog {
         &self.path
     }
 
+    /// Makes changes to the entries of the log's directory durable.
+    fn sync_dir(&self) -> io::Result<()> {
+        sync_dir(self.path.parent().unwrap_or(Path::new(".")))
+    }
+
     /// The locked file.
     pub fn file(&self) -> &File {
         &self.file
@@ -300,7 +305,7 @@ impl Appender {
     /// never lands after half a group.
     pub fn append(&mut self, buf: &[u8]) -> io::Result<()> {
         if self.dir_sync_pending {
-            sync_dir(self.log.path.parent().unwrap_or(Path::new(".")))?;
+            self.log.sync_dir()?;
             self.dir_sync_pending = false;
         }
         if self.rollback_pending {

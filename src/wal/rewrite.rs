@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use super::record::{Op, Record};
 use super::replay::{self, ScanError};
-use super::{sync_dir, Appender, IntervalSyncer, LockedLog, WalError, WAL_FILE};
+use super::{Appender, IntervalSyncer, LockedLog, WalError, WAL_FILE};
 use crate::ttl::has_expired;
 use crate::value::Key;
 
@@ -140,11 +140,6 @@ impl Rewrite {
         &mut self.out
     }
 
-    /// The new file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Offset in the live log up to which records are copied.
     pub fn copied_to(&self) -> u64 {
         self.copied_to
@@ -257,12 +252,14 @@ impl Appender {
         fs::rename(&rewrite.path, &log_path)?;
         rewrite.swapped = true;
         step(SwapStep::BeforeDirSync);
-        let dir = log_path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        if let Err(err) = sync_dir(&dir) {
+        if let Err(err) = self.log.sync_dir() {
             // Until the rename is durable a power loss could bring the old
             // log back without what is appended from now on: appends retry
             // the sync first and fail while it fails.
-            tracing::warn!("cannot sync {} after a compaction: {err}", dir.display());
+            tracing::warn!(
+                "cannot sync the directory of {} after a compaction: {err}",
+                log_path.display()
+            );
             self.dir_sync_pending = true;
         }
         step(SwapStep::BeforeSwitch);
