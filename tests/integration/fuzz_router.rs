@@ -28,7 +28,7 @@ use kvctl::storage::memory::MemoryStorage;
 use kvctl::storage::{Command, Stats, Storage, StoredValue};
 use kvctl::wal::FsyncPolicy;
 
-use crate::support::env_count;
+use crate::support::{env_count, reopen_engine};
 
 /// Requests per backend in the plain test command: well under a minute on
 /// a slow two-core machine.
@@ -519,7 +519,7 @@ fn fuzz_the_local_engine() {
     runtime.block_on(engine.shutdown()).unwrap();
     drop(engine);
     // What the fuzzed requests wrote is what the log replays.
-    let (engine, _) = Engine::open(dir.path(), FsyncPolicy::Never).unwrap();
+    let (engine, _) = reopen_engine(dir.path(), FsyncPolicy::Never).unwrap();
     assert_eq!(runtime.block_on(state_of(&engine)), state);
     runtime.block_on(engine.shutdown()).unwrap();
 }

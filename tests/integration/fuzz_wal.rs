@@ -23,7 +23,7 @@ use kvctl::storage::{Command, Stats, Storage, StoredValue};
 use kvctl::ttl::now_ms;
 use kvctl::wal::{BatchMark, FsyncPolicy, Op, Record, ScanError, WalError, WAL_FILE};
 
-use crate::support::env_count;
+use crate::support::{env_count, reopen_engine};
 
 /// Damaged logs in the plain test command: well under a minute on a slow
 /// two-core machine.
@@ -305,7 +305,7 @@ fn check(
             runtime.block_on(engine.execute(vec![after])).unwrap();
             runtime.block_on(engine.shutdown()).unwrap();
             drop(engine);
-            let (engine, report) = Engine::open(dir, FsyncPolicy::Never)
+            let (engine, report) = reopen_engine(dir, FsyncPolicy::Never)
                 .map_err(|e| TestCaseError::fail(format!("a recovered log failed: {e}")))?;
             prop_assert!(report.torn.is_none(), "{:?}", report.torn);
             let (mut reopened, _) = runtime.block_on(state_of(&engine));

@@ -28,7 +28,7 @@ use kvctl::storage::{Command, Outcome, Storage, StorageError, StoredValue};
 use kvctl::ttl::now_ms;
 use kvctl::wal::FsyncPolicy;
 
-use crate::support::env_count;
+use crate::support::{env_count, reopen_engine};
 
 /// Sequences in the plain test command. Short ttls make some sequences
 /// wait for a deadline (a second at most), which is most of the time spent.
@@ -263,7 +263,7 @@ impl Run<'_> {
                 let engine = self.engine.take().expect("open");
                 self.runtime.block_on(engine.shutdown()).unwrap();
                 drop(engine);
-                let (engine, _) = Engine::open(self.dir, self.policy)
+                let (engine, _) = reopen_engine(self.dir, self.policy)
                     .map_err(|e| TestCaseError::fail(format!("reopen: {e}")))?;
                 self.engine = Some(engine);
                 self.check_full_state()?;
