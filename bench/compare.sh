@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side comparison, in one run on this machine: a bare HTTP server
 # (the ceiling of the HTTP stack), kvctl serve under each --fsync mode, and
-# Redis with appendonly (appendfsync always, then everysec). Prints one
+# Redis with appendonly (appendfsync always, then everysec), and a second
+# ceiling for batches: the bare server parsing each batch body. Prints one
 # markdown table, the targets of the performance issue, and the replay and
 # memory figures.
 #
