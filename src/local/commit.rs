@@ -1,102 +1,140 @@
-//! Group commit: the queue of write requests, who leads the commit, and how
-//! a group is logged, applied and answered.
+//! Group commit: how write requests are decided, staged, logged, applied
+//! and answered.
 //!
-//! Every write request joins a queue. Whoever leads the commit takes
-//! everything queued as a group, decides each command (`super::decide`),
-//! encodes the group's records into one buffer, writes it with one `write`
-//! and syncs it once (per policy), and only then applies the group to the
-//! map and answers the requests. So:
+//! A write request is decided (`super::decide`) and encoded the moment it
+//! arrives, into the staged batch, under a short lock. One flush at a time
+//! takes everything staged, writes it with one `write`, syncs it once (per
+//! policy), and only then applies it to the map and answers its requests.
+//! So:
 //! - nothing is visible or acknowledged before it is in the log;
-//! - concurrent writers share one fsync;
+//! - the requests that arrive during a flush's fsync are decided and
+//!   encoded meanwhile, and the next flush covers all of them with one
+//!   fsync, with no waiting to gather them;
 //! - the log order is the apply order, so replay reproduces what clients saw;
 //! - a request is applied under one write lock, hence isolated from readers.
 //!
-//! Who leads (leader/follower): a request that finds no commit under way
-//! commits its own group on the spot, so a lone writer never waits for
-//! another thread to wake up. If writes queued up meanwhile, it hands the
-//! lead to the writer thread, which commits group after group until the
-//! queue is empty, and the queued requests just wait for their answer. A
-//! thread is woken only when commits start to overlap, not for every write.
+//! A set needs nothing from the map, so it is staged at once even while a
+//! flush is under way. A delete or a get in a batch reads the map, which
+//! lacks the batch being flushed until it is applied: such a request, if it
+//! comes during a flush, is deferred and decided as the next flush begins,
+//! when everything before it is applied.
+//!
+//! Who flushes: with `--fsync always` the writer thread, so that no async
+//! worker ever blocks on an fsync. Otherwise (a flush is a `write` of a few
+//! microseconds) the request that finds no flush under way flushes on the
+//! spot, and hands the flushing to the writer thread if writes keep coming,
+//! so that a lone writer never waits for a thread to wake up.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::oneshot;
 
-use super::decide::{decide, Decided};
+use super::decide::{Decided, Decider};
 use super::map::Map;
 use super::{abort_on_panic, apply};
 use crate::storage::{Command, Outcome, StorageError};
 use crate::ttl::now_ms;
 use crate::wal::{Appender, Record};
 
-/// Most requests one group commit takes from the queue.
-const MAX_GROUP: usize = 1024;
-/// Groups a leading request commits after its own, when commits do not
-/// fsync, before it hands the lead to the writer thread: a few microseconds
-/// each, cheaper than waking a thread.
-const INLINE_GROUPS: usize = 8;
-/// The longest the writer thread waits for the writers of its last group
-/// before committing the next (see [`GroupCommit::gather`]).
-const COMMIT_DELAY: Duration = Duration::from_micros(200);
-/// Records applied before the leader lets readers in between two requests.
+/// Flushes a request flushing on the spot does, its own included, before it
+/// hands the flushing to the writer thread: a few microseconds each without
+/// an fsync, cheaper than waking a thread.
+const INLINE_FLUSHES: usize = 8;
+/// Records applied before a flush lets readers in between two requests.
 const APPLY_RECORDS_PER_LOCK: usize = 256;
 
-/// A write request waiting for its group's commit.
+type Reply = oneshot::Sender<Result<Vec<Outcome>, StorageError>>;
+
+/// A request deferred until the flush under way is applied.
 struct Job {
     commands: Vec<Command>,
-    reply: oneshot::Sender<Result<Vec<Outcome>, StorageError>>,
+    reply: Reply,
 }
 
-/// The queue of writes waiting for a group commit, and who is committing.
+/// The requests decided since the last flush began, and who is flushing.
 #[derive(Default)]
-struct Queue {
-    /// Write requests waiting for the next group commit, in arrival order.
-    pending: Vec<Job>,
-    /// A request or the writer thread is committing a group; the others
-    /// only queue, and it takes them with its next group.
-    leading: bool,
+struct Staged {
+    decider: Decider,
+    /// The encoded records of `decider`.
+    buf: Vec<u8>,
+    /// One per request decided, in order.
+    replies: Vec<Reply>,
+    /// Requests that read the map and came during a flush.
+    deferred: Vec<Job>,
+    next_batch_id: u64,
+    /// A request or the writer thread is flushing; no other starts a flush.
+    flushing: bool,
     /// Shutdown has begun: writes are refused.
     closed: bool,
-    /// The writer thread waits for this many queued writes (0: it does not).
-    wanted: usize,
-    /// Told when the leader steps down (shutdown waits for that).
+    /// Told when the flusher steps down (shutdown waits for that).
     idle: Vec<oneshot::Sender<()>>,
 }
 
-impl Queue {
-    fn step_down(&mut self) {
-        self.leading = false;
-        for told in self.idle.drain(..) {
-            let _ = told.send(());
+/// What one flush writes, applies and answers.
+struct Batch {
+    decided: Decided,
+    buf: Vec<u8>,
+    replies: Vec<Reply>,
+}
+
+impl Staged {
+    /// Decides a request and encodes its records into the staged batch.
+    fn stage(&mut self, map: &RwLock<Map>, commands: Vec<Command>, reply: Reply) {
+        let first = self.decider.records().len();
+        self.decider
+            .request(map, now_ms(), &mut self.next_batch_id, commands);
+        for record in &self.decider.records()[first..] {
+            record.encode_into(&mut self.buf);
         }
+        self.replies.push(reply);
     }
+
+    /// The next batch to flush, once the deferred requests are decided
+    /// (everything flushed before is applied by now); `None`, having stepped
+    /// down, when nothing is staged.
+    fn take(&mut self, map: &RwLock<Map>) -> Option<Batch> {
+        for job in std::mem::take(&mut self.deferred) {
+            self.stage(map, job.commands, job.reply);
+        }
+        if self.decider.is_empty() {
+            self.flushing = false;
+            for told in self.idle.drain(..) {
+                let _ = told.send(());
+            }
+            return None;
+        }
+        let capacity = self.buf.capacity();
+        Some(Batch {
+            decided: self.decider.take(),
+            buf: std::mem::replace(&mut self.buf, Vec::with_capacity(capacity)),
+            replies: std::mem::take(&mut self.replies),
+        })
+    }
+}
+
+/// Whether a request's outcome depends on what the map holds.
+fn reads_map(commands: &[Command]) -> bool {
+    commands
+        .iter()
+        .any(|c| matches!(c, Command::Delete { .. } | Command::Get { .. }))
 }
 
 /// The commit path of one open log.
 pub(super) struct GroupCommit {
-    queue: Mutex<Queue>,
-    /// Only the leader locks it, so it is never contended.
-    log: Mutex<LogWriter>,
-    /// Set when a request hands the lead to the writer thread.
+    staged: Mutex<Staged>,
+    /// Only the flusher locks it to append, so appends never contend; a
+    /// compaction locks it to hold them off.
+    log: Mutex<Appender>,
+    /// Set when the flushing is handed to the writer thread.
     handed_over: AtomicBool,
-    /// Wakes the writer thread when the writes it waits for are queued.
-    gathered: Condvar,
-    /// Every commit includes an fsync.
+    /// Every flush includes an fsync.
     syncs: bool,
     /// Why the last log write failed, if it did and none succeeded since,
     /// numbered so that a probe clears only the failure it looked at.
     failure: Mutex<Option<(u64, String)>>,
-    failures: std::sync::atomic::AtomicU64,
-}
-
-/// The appending side of the log, owned by whoever leads the commit.
-struct LogWriter {
-    appender: Appender,
-    next_batch_id: u64,
-    buf: Vec<u8>,
+    failures: AtomicU64,
 }
 
 impl GroupCommit {
@@ -104,24 +142,24 @@ impl GroupCommit {
     /// numbered below `next_batch_id`.
     pub(super) fn new(appender: Appender, next_batch_id: u64, syncs: bool) -> GroupCommit {
         GroupCommit {
-            queue: Mutex::new(Queue::default()),
-            log: Mutex::new(LogWriter {
-                appender,
+            staged: Mutex::new(Staged {
                 next_batch_id,
                 buf: Vec::with_capacity(1 << 16),
+                ..Staged::default()
             }),
+            log: Mutex::new(appender),
             handed_over: AtomicBool::new(false),
-            gathered: Condvar::new(),
             syncs,
             failure: Mutex::new(None),
-            failures: std::sync::atomic::AtomicU64::new(0),
+            failures: AtomicU64::new(0),
         }
     }
 
-    /// Runs `f` on the log with appends held off (it waits for the commit
-    /// under way, and the next waits for it).
+    /// Runs `f` on the log with appends held off (it waits for the append
+    /// under way, and the next waits for it). Everything in the log then is
+    /// durable per policy: a flush appends and syncs under this lock.
     pub(super) fn with_log<R>(&self, f: impl FnOnce(&mut Appender) -> R) -> R {
-        f(&mut self.log.lock().appender)
+        f(&mut self.log.lock())
     }
 
     /// Why the last log write failed, and its number, if none has
@@ -141,13 +179,13 @@ impl GroupCommit {
 
     /// Whether shutdown has begun refusing writes.
     pub(super) fn is_closed(&self) -> bool {
-        self.queue.lock().closed
+        self.staged.lock().closed
     }
 
-    /// Queues a write request, and commits the queue at once if no commit
-    /// is under way; the answer comes once the request is durable and
-    /// applied. Refused once shutdown has begun. Nothing here awaits, so a
-    /// request cancelled later cannot leave the queue without a leader.
+    /// Stages a write request, and starts a flush if none is under way; the
+    /// answer comes once the request is durable and applied. Refused once
+    /// shutdown has begun. Nothing here awaits, so a request cancelled later
+    /// cannot leave its batch without a flusher.
     pub(super) fn submit(
         &self,
         commands: Vec<Command>,
@@ -156,118 +194,80 @@ impl GroupCommit {
     ) -> Result<oneshot::Receiver<Result<Vec<Outcome>, StorageError>>, StorageError> {
         let (reply, answer) = oneshot::channel();
         let leads = {
-            let mut queue = self.queue.lock();
-            if queue.closed {
+            let mut staged = self.staged.lock();
+            if staged.closed {
                 return Err(StorageError::shutting_down());
             }
-            queue.pending.push(Job { commands, reply });
-            if queue.wanted != 0 && queue.pending.len() >= queue.wanted {
-                queue.wanted = 0;
-                self.gathered.notify_one();
+            if staged.flushing && reads_map(&commands) {
+                staged.deferred.push(Job { commands, reply });
+            } else {
+                abort_on_panic("WAL writer", || staged.stage(map, commands, reply));
             }
-            !std::mem::replace(&mut queue.leading, true)
+            !std::mem::replace(&mut staged.flushing, true)
         };
         if leads {
-            self.lead(map, writer);
+            if self.syncs {
+                self.hand_over(writer);
+            } else {
+                self.flush_inline(map, writer);
+            }
         }
         Ok(answer)
     }
 
-    /// Commits the queue as the leader, then steps down, or hands the lead
-    /// to the writer thread (`writer`) if writes keep coming.
-    fn lead(&self, map: &RwLock<Map>, writer: &std::thread::Thread) {
-        if self.syncs && on_multi_thread_runtime() {
-            // The fsync blocks this async worker; block_in_place first
-            // hands its other tasks to another thread.
-            tokio::task::block_in_place(|| self.commit_next_group(map));
-        } else {
-            self.commit_next_group(map);
-        }
-        let mut extra_groups = if self.syncs { 0 } else { INLINE_GROUPS };
-        while !self.step_down_if_idle() {
-            if extra_groups == 0 {
-                self.handed_over.store(true, Ordering::Release);
-                writer.unpark();
-                break;
-            }
-            extra_groups -= 1;
-            self.commit_next_group(map);
-        }
+    fn hand_over(&self, writer: &std::thread::Thread) {
+        self.handed_over.store(true, Ordering::Release);
+        writer.unpark();
     }
 
-    /// The writer thread's turn, once a request has handed it the lead:
-    /// commits groups for as long as writes keep coming; the requests are
-    /// then answered from here, in parallel by every async worker.
-    pub(super) fn lead_if_handed_over(&self, map: &RwLock<Map>) -> bool {
+    /// Flushes on the spot, then hands the flushing to the writer thread
+    /// (`writer`) if writes keep coming.
+    fn flush_inline(&self, map: &RwLock<Map>, writer: &std::thread::Thread) {
+        for _ in 0..INLINE_FLUSHES {
+            if !self.flush_next(map) {
+                return;
+            }
+        }
+        self.hand_over(writer);
+    }
+
+    /// The writer thread's turn, once the flushing is handed to it: flushes
+    /// for as long as writes keep coming; the requests are then answered
+    /// from here, in parallel by every async worker.
+    pub(super) fn flush_if_handed_over(&self, map: &RwLock<Map>) -> bool {
         if !self.handed_over.swap(false, Ordering::AcqRel) {
             return false;
         }
-        let mut last_group = 0;
-        loop {
-            if self.syncs {
-                self.gather(last_group * 3 / 4);
-            }
-            match self.commit_next_group(map) {
-                0 => return true,
-                size => last_group = size,
-            }
-        }
+        while self.flush_next(map) {}
+        true
     }
 
-    /// Refuses new writes; the answer resolves once no commit is under way.
+    /// Refuses new writes; the answer resolves once no flush is under way
+    /// (everything staged is then flushed).
     pub(super) fn close(&self) -> Option<oneshot::Receiver<()>> {
-        let mut queue = self.queue.lock();
-        queue.closed = true;
-        queue.leading.then(|| {
+        let mut staged = self.staged.lock();
+        staged.closed = true;
+        staged.flushing.then(|| {
             let (told, idle) = oneshot::channel();
-            queue.idle.push(told);
+            staged.idle.push(told);
             idle
         })
     }
 
     /// Forces everything written to disk.
     pub(super) fn sync(&self) -> io::Result<()> {
-        self.log.lock().appender.sync()
+        self.log.lock().sync()
     }
 
-    /// Waits up to [`COMMIT_DELAY`] for `expected` writes to be queued, so
-    /// that the writers of the last group, coming back, share the next fsync
-    /// instead of each paying for another (PostgreSQL's commit_delay, with
-    /// the last group's size standing in for commit_siblings). Woken once,
-    /// by the write that completes the count, not by every write.
-    fn gather(&self, expected: usize) {
-        let deadline = Instant::now() + COMMIT_DELAY;
-        let mut queue = self.queue.lock();
-        while queue.pending.len() < expected.min(MAX_GROUP) && !queue.closed {
-            queue.wanted = expected;
-            if self.gathered.wait_until(&mut queue, deadline).timed_out() {
-                break;
-            }
-        }
-        queue.wanted = 0;
-    }
-
-    /// The leader commits the writes waiting now, as one group, and returns
-    /// its size; 0, having stepped down, when none were waiting.
-    fn commit_next_group(&self, map: &RwLock<Map>) -> usize {
-        let mut group = {
-            let mut queue = self.queue.lock();
-            if queue.pending.is_empty() {
-                queue.step_down();
-                return 0;
-            }
-            if queue.pending.len() <= MAX_GROUP {
-                std::mem::take(&mut queue.pending)
-            } else {
-                queue.pending.drain(..MAX_GROUP).collect()
-            }
+    /// Flushes what is staged now; false, having stepped down, when nothing
+    /// was.
+    fn flush_next(&self, map: &RwLock<Map>) -> bool {
+        let Some(batch) = self.staged.lock().take(map) else {
+            return false;
         };
-        let size = group.len();
-        crate::metrics::commit_group(size);
+        crate::metrics::commit_group(batch.replies.len());
         let mut logged = Ok(false);
-        abort_on_panic("WAL writer", || {
-            logged = self.log.lock().commit(map, &mut group);
-        });
+        abort_on_panic("WAL writer", || logged = self.flush(map, batch));
         match logged {
             Ok(false) => {}
             Ok(true) => *self.failure.lock() = None,
@@ -276,67 +276,47 @@ impl GroupCommit {
                 *self.failure.lock() = Some((which, err));
             }
         }
-        size
+        true
     }
 
-    /// Steps down if no write is waiting; false if some are (and the caller
-    /// must hand them on).
-    fn step_down_if_idle(&self) -> bool {
-        let mut queue = self.queue.lock();
-        let idle = queue.pending.is_empty();
-        if idle {
-            queue.step_down();
-        }
-        idle
-    }
-}
-
-impl LogWriter {
-    /// Logs, applies and answers one group of jobs; whether it wrote to the
-    /// log, or why writing failed.
-    fn commit(&mut self, map: &RwLock<Map>, group: &mut Vec<Job>) -> Result<bool, String> {
-        let now = now_ms();
+    /// Logs, applies and answers one batch; whether it wrote to the log, or
+    /// why writing failed.
+    fn flush(&self, map: &RwLock<Map>, batch: Batch) -> Result<bool, String> {
+        let Batch {
+            decided,
+            buf,
+            replies,
+        } = batch;
         let Decided {
             records,
             outcomes,
             records_per_request,
-        } = {
-            let requests = group
-                .iter_mut()
-                .map(|job| std::mem::take(&mut job.commands));
-            decide(&map.read(), now, &mut self.next_batch_id, requests)
-        };
+        } = decided;
         let wrote = !records.is_empty();
         if wrote {
-            if let Err(err) = self.append(&records) {
+            let mut log = self.log.lock();
+            if let Err(err) = log.append(&buf) {
                 tracing::error!(
                     "write to {} failed, {} requests refused: {err}",
-                    self.appender.path().display(),
-                    group.len()
+                    log.path().display(),
+                    replies.len()
                 );
+                drop(log);
                 let failed = StorageError::Failed(format!(
                     "write-ahead log write failed, nothing was applied: {err}"
                 ));
-                for job in group.drain(..) {
-                    let _ = job.reply.send(Err(failed.clone()));
+                for reply in replies {
+                    let _ = reply.send(Err(failed.clone()));
                 }
                 return Err(err.to_string());
             }
-            apply_requests(map, records, &records_per_request, now);
+            drop(log);
+            apply_requests(map, records, &records_per_request, now_ms());
         }
-        for (job, results) in group.drain(..).zip(outcomes) {
-            let _ = job.reply.send(Ok(results));
+        for (reply, results) in replies.into_iter().zip(outcomes) {
+            let _ = reply.send(Ok(results));
         }
         Ok(wrote)
-    }
-
-    /// Writes a group's records to the log as one append (synced per policy).
-    fn append(&mut self, records: &[Record]) -> io::Result<()> {
-        self.buf.clear();
-        for record in records {
-            record.encode_into(&mut self.buf);
-        }
-        self.appender.append(&self.buf)
     }
 }
 
@@ -359,11 +339,4 @@ fn apply_requests(map: &RwLock<Map>, records: Vec<Record>, per_request: &[usize]
         }
         held += count;
     }
-}
-
-/// Whether this thread is a worker of a multi-threaded tokio runtime, the
-/// only kind on which `block_in_place` can move other tasks away.
-fn on_multi_thread_runtime() -> bool {
-    tokio::runtime::Handle::try_current()
-        .is_ok_and(|rt| rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }

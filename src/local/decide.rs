@@ -8,9 +8,11 @@
 
 use std::collections::HashMap;
 
+use parking_lot::RwLock;
+
 use super::map::Map;
 use crate::storage::{Command, Outcome};
-use crate::value::{Key, StoredValue};
+use crate::value::Key;
 use crate::wal::{BatchMark, Op, Record};
 
 /// A group's records and answers.
@@ -25,93 +27,106 @@ pub(super) struct Decided {
     pub records_per_request: Vec<usize>,
 }
 
-/// Decides a group of requests at `now`, against `map`. A request that
-/// writes two or more records gets a batch mark numbered from
-/// `next_batch_id`, so that replay keeps all of them or none.
-pub(super) fn decide(
-    map: &Map,
-    now: u64,
-    next_batch_id: &mut u64,
-    requests: impl Iterator<Item = Vec<Command>>,
-) -> Decided {
-    let mut group = Group {
-        map,
-        now,
-        decided: Decided::default(),
-        written: None,
-    };
-    for commands in requests {
-        let first_record = group.decided.records.len();
-        let outcomes = commands.into_iter().map(|c| group.decide(c)).collect();
-        let written = group.decided.records.len() - first_record;
+/// Requests decided one after another, each against the map plus the
+/// writes of the requests decided before it, until the records are taken to
+/// be logged. A request that writes two or more records gets a batch mark,
+/// so that replay keeps all of them or none.
+#[derive(Default)]
+pub(super) struct Decider {
+    decided: Decided,
+    /// Keys written by the requests decided so far: Some(index of the set
+    /// in `records`) or None for a delete. Built only when a delete or a get
+    /// needs it, so plain sets clone no keys.
+    written: Option<HashMap<Key, Option<usize>>>,
+}
+
+impl Decider {
+    /// Decides one request at `now`; its records are numbered from
+    /// `next_batch_id` if it is a batch. Only deletes and gets read `map`.
+    pub(super) fn request(
+        &mut self,
+        map: &RwLock<Map>,
+        now: u64,
+        next_batch_id: &mut u64,
+        commands: Vec<Command>,
+    ) {
+        let first_record = self.decided.records.len();
+        let outcomes = commands
+            .into_iter()
+            .map(|c| self.decide(map, now, c))
+            .collect();
+        let written = self.decided.records.len() - first_record;
         if written >= 2 {
             let mark = BatchMark {
                 id: *next_batch_id,
                 len: written as u32,
             };
             *next_batch_id += 1;
-            for record in &mut group.decided.records[first_record..] {
+            for record in &mut self.decided.records[first_record..] {
                 record.batch = Some(mark);
             }
         }
-        group.decided.records_per_request.push(written);
-        group.decided.outcomes.push(outcomes);
+        self.decided.records_per_request.push(written);
+        self.decided.outcomes.push(outcomes);
     }
-    group.decided
-}
 
-/// A group being decided.
-struct Group<'m> {
-    map: &'m Map,
-    now: u64,
-    decided: Decided,
-    /// Keys written earlier in this group: Some(index of the set in
-    /// `records`) or None for a delete. Built only when a delete or a get
-    /// needs it, so a group of plain sets clones no keys.
-    written: Option<HashMap<Key, Option<usize>>>,
-}
+    /// The records of the requests decided so far, in order.
+    pub(super) fn records(&self) -> &[Record] {
+        &self.decided.records
+    }
 
-impl Group<'_> {
-    fn decide(&mut self, command: Command) -> Outcome {
-        let now = self.now;
+    /// Whether no request was decided since the last [`Decider::take`].
+    pub(super) fn is_empty(&self) -> bool {
+        self.decided.outcomes.is_empty()
+    }
+
+    /// Everything decided so far; the next request is decided against the
+    /// map alone, so the caller applies these before deciding one that
+    /// reads it.
+    pub(super) fn take(&mut self) -> Decided {
+        self.written = None;
+        std::mem::take(&mut self.decided)
+    }
+
+    fn decide(&mut self, map: &RwLock<Map>, now: u64, command: Command) -> Outcome {
         match command {
             Command::Set { key, value, ttl } => {
                 if let Some(written) = self.written.as_mut() {
                     written.insert(key.clone(), Some(self.decided.records.len()));
                 }
-                self.log(Op::Set { key, value, ttl });
+                self.log(now, Op::Set { key, value, ttl });
                 Outcome::Done
             }
             Command::Delete { key } => {
                 let live = match self.written().get(&key).copied() {
                     Some(set) => set.is_some(),
-                    None => self.map.contains(&key, now),
+                    None => map.read().contains(&key, now),
                 };
                 if !live {
                     return Outcome::NotFound;
                 }
                 self.written().insert(key.clone(), None);
-                self.log(Op::Delete { key });
+                self.log(now, Op::Delete { key });
                 Outcome::Done
             }
             Command::Get { key } => {
                 let value = match self.written().get(&key).copied() {
                     Some(Some(i)) => match &self.decided.records[i].op {
-                        Op::Set { value, .. } => Some(value.json()),
+                        Op::Set { value, .. } => Some(value.json().into()),
                         Op::Delete { .. } => unreachable!("the index of a set"),
                     },
                     Some(None) => None,
-                    None => self.map.get(&key, now).map(StoredValue::json),
+                    None => map.read().get(&key, now).map(|v| v.json().into()),
                 };
-                value.map_or(Outcome::NotFound, |v| Outcome::Value(v.into()))
+                value.map_or(Outcome::NotFound, Outcome::Value)
             }
         }
     }
 
-    fn log(&mut self, op: Op) {
+    fn log(&mut self, now: u64, op: Op) {
         self.decided.records.push(Record {
             op,
-            timestamp_ms: self.now,
+            timestamp_ms: now,
             batch: None,
         });
     }
@@ -138,10 +153,23 @@ mod tests {
     use crate::local::map::Entry;
     use crate::storage::suite::{delete, get, set, value};
 
-    fn map_with(key: &str, json: &str) -> Map {
+    fn map_with(key: &str, json: &str) -> RwLock<Map> {
         let mut map = Map::new();
         map.insert(key.into(), Entry::new(value(json), None));
-        map
+        RwLock::new(map)
+    }
+
+    fn decide(
+        map: &RwLock<Map>,
+        now: u64,
+        next_batch_id: &mut u64,
+        requests: impl Iterator<Item = Vec<Command>>,
+    ) -> Decided {
+        let mut decider = Decider::default();
+        for commands in requests {
+            decider.request(map, now, next_batch_id, commands);
+        }
+        decider.take()
     }
 
     fn ops(decided: &Decided) -> Vec<(String, Option<BatchMark>)> {
@@ -203,7 +231,7 @@ mod tests {
 
     #[test]
     fn a_request_that_writes_two_records_is_one_marked_batch() {
-        let map = Map::new();
+        let map = RwLock::new(Map::new());
         let mut next_batch = 7;
         let requests = vec![
             vec![set("a", "1"), set("b", "1"), delete("a")],

@@ -331,7 +331,7 @@ impl Shared {
 /// The writer thread: asleep until a request hands it the lead.
 fn writer_loop(shared: &Shared) {
     while !shared.stop.load(Ordering::Acquire) {
-        if !shared.commit.lead_if_handed_over(&shared.map) {
+        if !shared.commit.flush_if_handed_over(&shared.map) {
             std::thread::park();
         }
     }
@@ -451,8 +451,66 @@ mod tests {
         engine.shutdown().await.unwrap();
     }
 
+    /// A delete or a get staged right behind a set of the same key sees
+    /// it, whether the set is still staged or already in a flush (then the
+    /// delete waits for the next one).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_of_the_map_sees_the_writes_submitted_before_it() {
+        for policy in [FsyncPolicy::Always, FsyncPolicy::Never] {
+            let dir = tempfile::tempdir().unwrap();
+            let engine = open(&dir, policy);
+            let tasks: Vec<_> = (0..8)
+                .map(|t| {
+                    let engine = engine.clone();
+                    tokio::spawn(async move {
+                        let key = format!("k{t}");
+                        let submit = |commands| {
+                            let shared = &engine.shared;
+                            shared.commit.submit(commands, &shared.map, &engine.writer)
+                        };
+                        for i in 0..200u32 {
+                            let value = i.to_string();
+                            let answers = [
+                                submit(vec![suite::set(&key, &value)]).unwrap(),
+                                submit(vec![suite::get(&key), suite::delete(&key)]).unwrap(),
+                                submit(vec![suite::delete(&key)]).unwrap(),
+                                submit(vec![suite::set(&key, &value), suite::get(&key)]).unwrap(),
+                            ];
+                            let mut outcomes = Vec::new();
+                            for answer in answers {
+                                outcomes.push(answer.await.unwrap().unwrap());
+                            }
+                            let found = Outcome::Value(value.as_str().into());
+                            assert_eq!(
+                                outcomes,
+                                [
+                                    vec![Outcome::Done],
+                                    vec![found.clone(), Outcome::Done],
+                                    vec![Outcome::NotFound],
+                                    vec![Outcome::Done, found],
+                                ],
+                                "{policy} {key} {i}"
+                            );
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+            engine.shutdown().await.unwrap();
+            drop(engine);
+            // What was answered is what the log replays to.
+            let engine = open(&dir, policy);
+            for t in 0..8 {
+                assert_eq!(engine.get(&format!("k{t}")).await.as_deref(), Ok("199"));
+            }
+            engine.shutdown().await.unwrap();
+        }
+    }
+
     #[tokio::test(flavor = "current_thread")]
-    async fn a_single_threaded_runtime_commits_inline() {
+    async fn a_single_threaded_runtime_commits() {
         let dir = tempfile::tempdir().unwrap();
         let engine = open(&dir, FsyncPolicy::Always);
         let outcomes = engine
