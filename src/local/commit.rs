@@ -42,6 +42,8 @@ use crate::wal::{Appender, Record};
 /// hands the flushing to the writer thread: a few microseconds each without
 /// an fsync, cheaper than waking a thread.
 const INLINE_FLUSHES: usize = 8;
+/// Most bytes the staging buffer starts a batch with.
+const STAGED_BUF_BYTES: usize = 1 << 16;
 /// Records applied before a flush lets readers in between two requests.
 const APPLY_RECORDS_PER_LOCK: usize = 256;
 
@@ -105,7 +107,9 @@ impl Staged {
             }
             return None;
         }
-        let capacity = self.buf.capacity();
+        // The next batch is likely about as large as this one; a huge one
+        // must not make every later flush allocate as much.
+        let capacity = self.buf.len().min(STAGED_BUF_BYTES);
         Some(Batch {
             decided: self.decider.take(),
             buf: std::mem::replace(&mut self.buf, Vec::with_capacity(capacity)),
@@ -144,7 +148,7 @@ impl GroupCommit {
         GroupCommit {
             staged: Mutex::new(Staged {
                 next_batch_id,
-                buf: Vec::with_capacity(1 << 16),
+                buf: Vec::with_capacity(STAGED_BUF_BYTES),
                 ..Staged::default()
             }),
             log: Mutex::new(appender),
@@ -201,7 +205,7 @@ impl GroupCommit {
             if staged.flushing && reads_map(&commands) {
                 staged.deferred.push(Job { commands, reply });
             } else {
-                abort_on_panic("WAL writer", || staged.stage(map, commands, reply));
+                abort_on_panic("group commit", || staged.stage(map, commands, reply));
             }
             !std::mem::replace(&mut staged.flushing, true)
         };
@@ -262,26 +266,24 @@ impl GroupCommit {
     /// Flushes what is staged now; false, having stepped down, when nothing
     /// was.
     fn flush_next(&self, map: &RwLock<Map>) -> bool {
-        let Some(batch) = self.staged.lock().take(map) else {
+        let mut taken = None;
+        // Deciding the deferred requests runs here, on an async worker when
+        // a request flushes: a panic must not leave the batch without a
+        // flusher and shutdown waiting for one.
+        abort_on_panic("group commit", || taken = self.staged.lock().take(map));
+        let Some(batch) = taken else {
             return false;
         };
         crate::metrics::commit_group(batch.replies.len());
-        let mut logged = Ok(false);
-        abort_on_panic("WAL writer", || logged = self.flush(map, batch));
-        match logged {
-            Ok(false) => {}
-            Ok(true) => *self.failure.lock() = None,
-            Err(err) => {
-                let which = self.failures.fetch_add(1, Ordering::Relaxed);
-                *self.failure.lock() = Some((which, err));
-            }
-        }
+        abort_on_panic("WAL writer", || self.flush(map, batch));
         true
     }
 
-    /// Logs, applies and answers one batch; whether it wrote to the log, or
-    /// why writing failed.
-    fn flush(&self, map: &RwLock<Map>, batch: Batch) -> Result<bool, String> {
+    /// Logs, applies and answers one batch. Whether the log took it is
+    /// recorded (for health) before anyone is answered, so a client told of
+    /// a failed write finds the store unhealthy, and one told of a success
+    /// finds it healthy.
+    fn flush(&self, map: &RwLock<Map>, batch: Batch) {
         let Batch {
             decided,
             buf,
@@ -292,8 +294,7 @@ impl GroupCommit {
             outcomes,
             records_per_request,
         } = decided;
-        let wrote = !records.is_empty();
-        if wrote {
+        if !records.is_empty() {
             let mut log = self.log.lock();
             if let Err(err) = log.append(&buf) {
                 tracing::error!(
@@ -302,21 +303,23 @@ impl GroupCommit {
                     replies.len()
                 );
                 drop(log);
+                let which = self.failures.fetch_add(1, Ordering::Relaxed);
+                *self.failure.lock() = Some((which, err.to_string()));
                 let failed = StorageError::Failed(format!(
                     "write-ahead log write failed, nothing was applied: {err}"
                 ));
                 for reply in replies {
                     let _ = reply.send(Err(failed.clone()));
                 }
-                return Err(err.to_string());
+                return;
             }
             drop(log);
+            *self.failure.lock() = None;
             apply_requests(map, records, &records_per_request, now_ms());
         }
         for (reply, results) in replies.into_iter().zip(outcomes) {
             let _ = reply.send(Ok(results));
         }
-        Ok(wrote)
     }
 }
 
