@@ -374,10 +374,6 @@ def main() -> int:
               f"{r['p50']:.3f} | {r['p99']:.3f} | {ratio} |")
     print(f"\nPlain append+fdatasync loop on the same disk: {disk:.0f} writes/s")
 
-    def ratio(system, workload, conns=args.clients):
-        r = find(rows, system, workload, conns)
-        return r["ratio"] if r and "ratio" in r else float("nan")
-
     def per_round(f) -> float:
         """The median over the rounds of a ratio taken within each round."""
         values = [f(rows_n, disk_n) for rows_n, disk_n in zip(rounds, disks)]

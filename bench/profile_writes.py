@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections import defaultdict
 from pathlib import Path
 
@@ -60,8 +61,8 @@ def idle_ticks() -> tuple[int, int]:
 
 
 def metrics(port: int) -> dict[str, float]:
-    text = subprocess.run(["curl", "-s", f"http://127.0.0.1:{port}/metrics"], capture_output=True,
-                          text=True, check=True).stdout
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
     found = {}
     for line in text.splitlines():
         m = re.match(r"(kvctl_(?:wal_fsyncs_total|wal_fsync_duration_seconds_(?:sum|count)|"

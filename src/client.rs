@@ -292,8 +292,7 @@ impl Client {
 
     /// GETs `path` and hands its body to `sink` as it arrives, with no
     /// overall time limit (only ten minutes between chunks); the bytes
-    /// received. An
-    /// answer cut short is an error, never a short success.
+    /// received. An answer cut short is an error, never a short success.
     pub async fn download(
         &self,
         path: &str,
@@ -410,13 +409,9 @@ impl Client {
 
     /// Compacts the server's log now, and what that did.
     pub async fn compact(&self) -> Result<Compaction, ClientError> {
-        let answer = self
-            .send_within(Method::POST, "/admin/compact", None, ADMIN_TIMEOUT)
+        let body = self
+            .expect_ok_within(Method::POST, "/admin/compact", None, ADMIN_TIMEOUT)
             .await?;
-        if answer.status != StatusCode::OK {
-            return Err(answer.into_rejection());
-        }
-        let body = answer.json()?;
         serde_json::from_value(body)
             .map_err(|e| ClientError::BadResponse(format!("not a compaction report ({e})")))
     }
@@ -427,7 +422,19 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Value, ClientError> {
-        let answer = self.send(method, path, body).await?;
+        self.expect_ok_within(method, path, body, self.timeout)
+            .await
+    }
+
+    /// [`Client::expect_ok`], waiting up to `timeout` for the answer.
+    async fn expect_ok_within(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<Value, ClientError> {
+        let answer = self.send_within(method, path, body, timeout).await?;
         if answer.status != StatusCode::OK {
             return Err(answer.into_rejection());
         }

@@ -219,6 +219,7 @@ impl GroupCommit {
         Ok(answer)
     }
 
+    /// Leaves the flushing to the writer thread (`writer`).
     fn hand_over(&self, writer: &std::thread::Thread) {
         self.handed_over.store(true, Ordering::Release);
         writer.unpark();
