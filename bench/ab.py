@@ -7,7 +7,7 @@ order of the builds alternating from round to round, so a slow spell of the
 machine hits both. Prints, per workload, the median requests/s of each build,
 their range over the rounds, and the median of the per-round ratios B/A (the
 figure to judge a change by: a noisy machine moves both builds of a round
-together). With --replay N, each round also times both builds' start-up
+together); then the same for each workload's p99 latency. With --replay N, each round also times both builds' start-up
 replay of one log of N records (written once by bench/gen_wal.rs).
 """
 
@@ -47,10 +47,16 @@ def run_build(binary: Path, work: Path, args) -> dict[str, float]:
                     continue
                 report = kv_bench(port, workload, clients, args, extra)
                 results[label] = report["keys_per_sec"]
+                results[p99_label(label)] = report["latency_us"]["p99"] / 1000
     return results
 
 
 REPLAY = "start-up replay (s)"
+
+
+def p99_label(label: str) -> str:
+    """The row of a workload's p99 latency."""
+    return f"{label}: p99 ms"
 
 
 def time_replay(binary: Path, data: Path, work: Path) -> float:
@@ -77,7 +83,7 @@ def main() -> int:
     CASES[:] = [case for case in CASES if args.only in case[0]]
     builds = {"A": args.a.resolve(), "B": args.b.resolve()}
     runs: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
-    labels = [case[0] for case in CASES]
+    labels = [case[0] for case in CASES] + [p99_label(case[0]) for case in CASES]
     with tempfile.TemporaryDirectory(prefix="kvctl-ab-") as tmp:
         replay_dir = Path(tmp) / "replay"
         if args.replay:
@@ -94,14 +100,15 @@ def main() -> int:
 
     print(f"\nA = {builds['A']}\nB = {builds['B']}\n"
           f"{args.rounds} interleaved rounds, {args.duration} per run, {args.value_size}-byte values, "
-          f"{args.keyspace} keys; requests/s (keys/s for batches) unless said\n")
+          f"{args.keyspace} keys; requests/s (keys/s for batches) unless said; for p99 rows "
+          f"a ratio below 1 is better\n")
     print("| workload | A median | A range | B median | B range | median of per-round B/A |")
     print("|---|---|---|---|---|---|")
     for label in labels:
         a = [r[label] for r in runs["A"]]
         b = [r[label] for r in runs["B"]]
         paired = statistics.median(y / x for x, y in zip(a, b))
-        digits = 2 if label == REPLAY else 0
+        digits = 0 if label in (case[0] for case in CASES) else 2
         print(f"| {label} | {statistics.median(a):.{digits}f} | {min(a):.{digits}f}–{max(a):.{digits}f} | "
               f"{statistics.median(b):.{digits}f} | {min(b):.{digits}f}–{max(b):.{digits}f} | {paired:.3f} |")
     return 0
