@@ -28,6 +28,15 @@
 //! after one flush under `always` (an fsync is too long to hold a worker
 //! twice), after a few otherwise (a write takes microseconds).
 //!
+//! Under `always` a flush is also a pipeline of two threads: once a group
+//! is durable, the flusher hands it to the applier thread, which applies
+//! and answers it while the next group is written and synced. The applier
+//! takes one group at a time, in log order, so the apply order is still
+//! the log order. The flusher applies a group itself when nothing else is
+//! staged, so a lone writer still wakes no other thread. A request that
+//! reads the map, and stepping down, wait until every group flushed before
+//! is applied.
+//!
 //! Under `always`, when fewer requests are staged than the last group had,
 //! the writer thread first lets the runtime run the tasks that are ready
 //! (`let_ready_tasks_run`). On a busy machine the last group's clients have
@@ -41,7 +50,7 @@
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock};
 use tokio::sync::oneshot;
 
 use super::decide::{Decided, Decider};
@@ -94,6 +103,18 @@ struct Batch {
     replies: Vec<Reply>,
 }
 
+/// What [`Staged::take`] found.
+enum Taken {
+    /// The next batch to flush.
+    Batch(Batch),
+    /// Groups logged earlier are still being applied, and what is staged
+    /// must wait for them: a request that reads the map, or the decision to
+    /// step down (which promises that every flushed group is answered).
+    Unsettled,
+    /// Nothing was staged: the flusher stepped down.
+    SteppedDown,
+}
+
 impl Staged {
     /// Decides a request and encodes its records into the staged batch.
     fn stage(&mut self, map: &RwLock<Map>, commands: Vec<Command>, reply: Reply) {
@@ -106,20 +127,23 @@ impl Staged {
         self.replies.push(reply);
     }
 
-    /// The next batch to flush, once the deferred requests are decided
-    /// (everything flushed before is applied by now); `None`, having stepped
-    /// down, when nothing is staged.
-    fn take(&mut self, map: &RwLock<Map>) -> Option<Batch> {
+    /// The next batch to flush, with the deferred requests decided first.
+    /// `settled` says that every group flushed before is applied; until it
+    /// is, neither deferred requests nor stepping down can go ahead.
+    fn take(&mut self, map: &RwLock<Map>, settled: bool) -> Taken {
+        if !settled && (!self.deferred.is_empty() || self.decider.is_empty()) {
+            return Taken::Unsettled;
+        }
         for job in std::mem::take(&mut self.deferred) {
             self.stage(map, job.commands, job.reply);
         }
         if self.step_down_if_empty() {
-            return None;
+            return Taken::SteppedDown;
         }
         // The next batch is likely about as large as this one; a huge one
         // must not make every later flush allocate as much.
         let capacity = self.buf.len().min(STAGED_BUF_BYTES);
-        Some(Batch {
+        Taken::Batch(Batch {
             decided: self.decider.take(),
             buf: std::mem::replace(&mut self.buf, Vec::with_capacity(capacity)),
             replies: std::mem::take(&mut self.replies),
@@ -137,6 +161,103 @@ impl Staged {
             let _ = told.send(());
         }
         true
+    }
+}
+
+/// A logged group whose records are still to be applied and whose requests
+/// are still to be answered.
+struct Logged {
+    records: Vec<Record>,
+    records_per_request: Vec<usize>,
+    outcomes: Vec<Vec<Outcome>>,
+    replies: Vec<Reply>,
+}
+
+impl Logged {
+    /// Applies the group to the map, then answers its requests.
+    fn apply_and_answer(self, map: &RwLock<Map>) {
+        apply_requests(map, self.records, &self.records_per_request, now_ms());
+        for (reply, results) in self.replies.into_iter().zip(self.outcomes) {
+            let _ = reply.send(Ok(results));
+        }
+    }
+}
+
+/// The hand-off between the flusher and the applier thread: at most one
+/// logged group waiting, so the flusher is never more than a group ahead.
+#[derive(Default)]
+struct Applier {
+    state: Mutex<ApplierState>,
+    /// Told whenever `state` changes.
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct ApplierState {
+    /// The next group to apply.
+    next: Option<Logged>,
+    /// The applier is applying a group it took.
+    busy: bool,
+    /// The engine is stopping: the applier thread ends once it is idle.
+    stopping: bool,
+}
+
+impl Applier {
+    /// Whether every group handed over is applied and answered.
+    fn is_idle(&self) -> bool {
+        let state = self.state.lock();
+        state.next.is_none() && !state.busy
+    }
+
+    /// Waits until every group handed over is applied and answered.
+    fn wait_idle(&self) {
+        let mut state = self.state.lock();
+        while state.next.is_some() || state.busy {
+            self.changed.wait(&mut state);
+        }
+    }
+
+    /// Hands `group` over if the applier is at work (it must then apply
+    /// this one after it) or if more waits to be logged (`more_staged`).
+    /// Otherwise gives it back, for the caller to apply.
+    fn hand_over(&self, group: Logged, more_staged: impl FnOnce() -> bool) -> Option<Logged> {
+        let mut state = self.state.lock();
+        if !state.busy && state.next.is_none() && !more_staged() {
+            return Some(group);
+        }
+        while state.next.is_some() {
+            self.changed.wait(&mut state);
+        }
+        state.next = Some(group);
+        self.changed.notify_all();
+        None
+    }
+
+    /// The applier thread: applies and answers the groups handed over, in
+    /// order, until the engine stops.
+    fn run(&self, map: &RwLock<Map>) {
+        let mut state = self.state.lock();
+        loop {
+            if let Some(group) = state.next.take() {
+                state.busy = true;
+                self.changed.notify_all();
+                drop(state);
+                group.apply_and_answer(map);
+                state = self.state.lock();
+                state.busy = false;
+                self.changed.notify_all();
+            } else if state.stopping {
+                return;
+            } else {
+                self.changed.wait(&mut state);
+            }
+        }
+    }
+
+    /// Ends the applier thread once it is idle.
+    fn stop(&self) {
+        self.state.lock().stopping = true;
+        self.changed.notify_all();
     }
 }
 
@@ -160,6 +281,9 @@ pub(super) struct GroupCommit {
     runtime: Mutex<Option<tokio::runtime::Handle>>,
     /// Every flush includes an fsync.
     syncs: bool,
+    /// With `syncs`, applies and answers logged groups while the next is
+    /// logged.
+    applier: Applier,
     /// Why the last log write failed, if it did and none succeeded since,
     /// numbered so that a probe clears only the failure it looked at.
     failure: Mutex<Option<(u64, String)>>,
@@ -180,6 +304,7 @@ impl GroupCommit {
             handed_over: AtomicBool::new(false),
             runtime: Mutex::new(None),
             syncs,
+            applier: Applier::default(),
             failure: Mutex::new(None),
             failures: AtomicU64::new(0),
         }
@@ -303,6 +428,22 @@ impl GroupCommit {
         })
     }
 
+    /// Whether the engine needs an applier thread (see [`Self::run_applier`]).
+    pub(super) fn pipelines(&self) -> bool {
+        self.syncs
+    }
+
+    /// The applier thread's body: applies and answers logged groups, in
+    /// log order, until [`Self::stop_applier`].
+    pub(super) fn run_applier(&self, map: &RwLock<Map>) {
+        self.applier.run(map);
+    }
+
+    /// Ends the applier thread once it has answered everything handed to it.
+    pub(super) fn stop_applier(&self) {
+        self.applier.stop();
+    }
+
     /// Forces everything written to disk.
     pub(super) fn sync(&self) -> io::Result<()> {
         self.log.lock().sync()
@@ -311,12 +452,23 @@ impl GroupCommit {
     /// Flushes what is staged now and says how many requests that was;
     /// `None`, having stepped down, when nothing was.
     fn flush_next(&self, map: &RwLock<Map>) -> Option<usize> {
-        let mut taken = None;
-        // Deciding the deferred requests runs here, on an async worker when
-        // a request flushes: a panic must not leave the batch without a
-        // flusher and shutdown waiting for one.
-        abort_on_panic("group commit", || taken = self.staged.lock().take(map));
-        let batch = taken?;
+        let batch = loop {
+            // Only the flusher hands groups to the applier, so an applier
+            // idle now stays idle until this flush hands it one.
+            let settled = self.applier.is_idle();
+            let mut taken = Taken::Unsettled;
+            // Deciding the deferred requests runs here, on an async worker
+            // when a request flushes: a panic must not leave the batch
+            // without a flusher and shutdown waiting for one.
+            abort_on_panic("group commit", || {
+                taken = self.staged.lock().take(map, settled);
+            });
+            match taken {
+                Taken::Batch(batch) => break batch,
+                Taken::Unsettled => self.applier.wait_idle(),
+                Taken::SteppedDown => return None,
+            }
+        };
         let requests = batch.replies.len();
         crate::metrics::commit_group(requests);
         abort_on_panic("WAL writer", || self.flush(map, batch));
@@ -353,6 +505,8 @@ impl GroupCommit {
                     replies.len()
                 );
                 drop(log);
+                // The groups logged before are answered success first.
+                self.applier.wait_idle();
                 let which = self.failures.fetch_add(1, Ordering::Relaxed);
                 *self.failure.lock() = Some((which, err.to_string()));
                 let failed = StorageError::Failed(format!(
@@ -365,10 +519,19 @@ impl GroupCommit {
             }
             drop(log);
             *self.failure.lock() = None;
-            apply_requests(map, records, &records_per_request, now_ms());
         }
-        for (reply, results) in replies.into_iter().zip(outcomes) {
-            let _ = reply.send(Ok(results));
+        let logged = Logged {
+            records,
+            records_per_request,
+            outcomes,
+            replies,
+        };
+        if !self.syncs {
+            return logged.apply_and_answer(map);
+        }
+        let more_staged = || self.staged_requests() > 0;
+        if let Some(logged) = self.applier.hand_over(logged, more_staged) {
+            logged.apply_and_answer(map);
         }
     }
 }
@@ -412,7 +575,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::storage::suite::set;
+    use crate::storage::suite::{delete, set};
     use crate::wal::{FsyncPolicy, LockedLog};
 
     fn commit(dir: &tempfile::TempDir, policy: FsyncPolicy) -> GroupCommit {
@@ -476,5 +639,112 @@ mod tests {
         let handle = runtime.handle().clone();
         drop(runtime);
         let_ready_tasks_run(&handle);
+    }
+
+    /// Stages `commands` as one request; the answer comes once it is applied.
+    fn stage(
+        staged: &mut Staged,
+        map: &RwLock<Map>,
+        commands: Vec<Command>,
+    ) -> oneshot::Receiver<Result<Vec<Outcome>, StorageError>> {
+        let (reply, answer) = oneshot::channel();
+        staged.stage(map, commands, reply);
+        answer
+    }
+
+    /// What a flush of `batch` hands to be applied, as if logged.
+    fn logged(batch: Batch) -> Logged {
+        Logged {
+            records: batch.decided.records,
+            records_per_request: batch.decided.records_per_request,
+            outcomes: batch.decided.outcomes,
+            replies: batch.replies,
+        }
+    }
+
+    fn take_batch(staged: &mut Staged, map: &RwLock<Map>, settled: bool) -> Batch {
+        match staged.take(map, settled) {
+            Taken::Batch(batch) => batch,
+            Taken::Unsettled => panic!("unsettled"),
+            Taken::SteppedDown => panic!("stepped down"),
+        }
+    }
+
+    #[test]
+    fn reads_of_the_map_and_stepping_down_wait_for_earlier_groups_to_be_applied() {
+        let map = RwLock::new(Map::new());
+        let mut staged = Staged {
+            flushing: true,
+            ..Staged::default()
+        };
+        let (reply, _answer) = oneshot::channel();
+        staged.deferred.push(Job {
+            commands: vec![delete("a")],
+            reply,
+        });
+        assert!(matches!(staged.take(&map, false), Taken::Unsettled));
+        let _set = stage(&mut staged, &map, vec![set("b", "1")]);
+        assert!(
+            matches!(staged.take(&map, false), Taken::Unsettled),
+            "sets must not overtake a deferred read while earlier groups are unapplied"
+        );
+        let batch = take_batch(&mut staged, &map, true);
+        assert_eq!(batch.replies.len(), 2, "the set and the deferred delete");
+
+        assert!(matches!(staged.take(&map, false), Taken::Unsettled));
+        assert!(
+            staged.flushing,
+            "no stepping down before everything is applied"
+        );
+        assert!(matches!(staged.take(&map, true), Taken::SteppedDown));
+        assert!(!staged.flushing);
+    }
+
+    #[test]
+    fn sets_are_taken_while_earlier_groups_are_still_being_applied() {
+        let map = RwLock::new(Map::new());
+        let mut staged = Staged {
+            flushing: true,
+            ..Staged::default()
+        };
+        let _set = stage(&mut staged, &map, vec![set("a", "1")]);
+        let batch = take_batch(&mut staged, &map, false);
+        assert_eq!(batch.decided.records.len(), 1);
+    }
+
+    #[test]
+    fn the_applier_applies_in_order_and_only_takes_a_group_when_another_waits() {
+        let map = RwLock::new(Map::new());
+        let applier = Applier::default();
+        let mut staged = Staged::default();
+
+        // Nothing else to log: the caller applies the group itself.
+        let first = stage(&mut staged, &map, vec![set("k", "1")]);
+        let group = logged(take_batch(&mut staged, &map, true));
+        let group = applier.hand_over(group, || false).expect("given back");
+        group.apply_and_answer(&map);
+        assert_eq!(first.blocking_recv().unwrap().unwrap(), [Outcome::Done]);
+
+        // More to log: the applier takes it, and a group handed over while
+        // it is at work is applied after it.
+        let second = stage(&mut staged, &map, vec![set("k", "2")]);
+        let group = logged(take_batch(&mut staged, &map, true));
+        assert!(applier.hand_over(group, || true).is_none());
+        assert!(!applier.is_idle());
+        let third = stage(&mut staged, &map, vec![set("k", "3")]);
+        let group = logged(take_batch(&mut staged, &map, false));
+        std::thread::scope(|scope| {
+            scope.spawn(|| applier.run(&map));
+            // Given back only if the applier is done with the second by now.
+            if let Some(group) = applier.hand_over(group, || false) {
+                group.apply_and_answer(&map);
+            }
+            applier.wait_idle();
+            assert!(applier.is_idle());
+            assert_eq!(second.blocking_recv().unwrap().unwrap(), [Outcome::Done]);
+            assert_eq!(third.blocking_recv().unwrap().unwrap(), [Outcome::Done]);
+            assert_eq!(map.read().get("k", now_ms()).map(|v| v.json()), Some("3"));
+            applier.stop();
+        });
     }
 }

@@ -5,7 +5,9 @@
 //! Opening a directory locks its log and replays it into the map
 //! ([`loader`]). Writes go through group commit (`commit`, deciding each
 //! command with `decide`): logged, synced per policy, then applied and
-//! answered. Readers take the map's read lock, which a commit takes for
+//! answered (with `--fsync always`, applied and answered by an applier
+//! thread while the writer thread logs the next group). Readers take the
+//! map's read lock, which a commit takes for
 //! writing only to apply a group in memory, never across I/O. A sweeper
 //! thread (`sweeper`) removes expired keys in the background, and a
 //! compactor thread (`compact`) rewrites the log when it has grown.
@@ -154,6 +156,11 @@ impl Engine {
                 })
         };
         let writer = start("wal-writer", writer_loop)?;
+        if shared.commit.pipelines() {
+            start("wal-applier", |shared| {
+                shared.commit.run_applier(&shared.map)
+            })?;
+        }
         start("expiry-sweeper", sweeper::sweep_loop)?;
         if auto_compact != AutoCompact::OFF {
             start("wal-compactor", compact::compact_loop)?;
@@ -262,6 +269,7 @@ impl Storage for Engine {
             .await
             .unwrap_or_else(|_| Err(io::Error::other("the final sync panicked")));
         self.shared.stop.store(true, Ordering::Release);
+        self.shared.commit.stop_applier();
         let threads: Vec<_> = self.shared.threads.lock().drain(..).collect();
         for thread in threads {
             thread.thread().unpark();
