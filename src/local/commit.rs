@@ -39,11 +39,11 @@
 //!
 //! Under `always`, when fewer requests are staged than the last group had,
 //! the writer thread first lets the runtime run the tasks that are ready
-//! (`let_ready_tasks_run`). On a busy machine the last group's clients have
-//! been answered and their next requests are received but not yet staged:
-//! waiting for them makes the next group whole, where starting the fsync
-//! at once would cover a fraction of it and leave the rest a whole fsync
-//! behind. Each fsync costs tens of microseconds of kernel CPU, so fewer,
+//! (`let_ready_tasks_run`). On a busy machine the clients answered a group
+//! ago have sent their next requests, which are received but not yet
+//! staged: waiting for them makes the next group whole, where starting the
+//! fsync at once would cover a fraction of it and leave the rest a whole
+//! fsync behind. Each fsync costs tens of microseconds of kernel CPU, so fewer,
 //! larger groups leave more CPU to the requests themselves; the figures are
 //! in `bench/results/durable-writes.md`.
 
@@ -536,10 +536,13 @@ impl GroupCommit {
     }
 }
 
-/// Returns once `runtime` has run the tasks that were ready to run when it
-/// was called: a task spawned there from another thread is queued behind
-/// them. If the runtime is shutting down the task is dropped unrun, which
-/// ends the wait too.
+/// Returns once `runtime` has run a task spawned from this thread. Such a
+/// task goes to the runtime's shared queue, which a busy worker looks at
+/// only when its own ready tasks run out or every few dozen of them, so on
+/// a busy runtime the wait lets the tasks that were ready run first; a
+/// worker with nothing to do runs it at once. If the runtime is shutting
+/// down the task is dropped unrun, which ends the wait too. The runtime
+/// must be running (the server's always is, while requests are in flight).
 fn let_ready_tasks_run(runtime: &tokio::runtime::Handle) {
     let (ran, running) = std::sync::mpsc::sync_channel::<()>(1);
     drop(runtime.spawn(async move {
@@ -638,7 +641,17 @@ mod tests {
             .unwrap();
         let handle = runtime.handle().clone();
         drop(runtime);
-        let_ready_tasks_run(&handle);
+        let (returned, wait) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let_ready_tasks_run(&handle);
+            let _ = returned.send(());
+        });
+        // A deadline that bounds a hang, not a judgement of speed.
+        assert!(
+            wait.recv_timeout(std::time::Duration::from_secs(60))
+                .is_ok(),
+            "the wait outlived its runtime"
+        );
     }
 
     /// Stages `commands` as one request; the answer comes once it is applied.
@@ -673,6 +686,10 @@ mod tests {
     #[test]
     fn reads_of_the_map_and_stepping_down_wait_for_earlier_groups_to_be_applied() {
         let map = RwLock::new(Map::new());
+        // An earlier group, logged but not yet applied, that sets "a".
+        let mut earlier = Staged::default();
+        let _earlier_answer = stage(&mut earlier, &map, vec![set("a", "0")]);
+        let earlier = logged(take_batch(&mut earlier, &map, true));
         let mut staged = Staged {
             flushing: true,
             ..Staged::default()
@@ -688,8 +705,14 @@ mod tests {
             matches!(staged.take(&map, false), Taken::Unsettled),
             "sets must not overtake a deferred read while earlier groups are unapplied"
         );
+        earlier.apply_and_answer(&map);
         let batch = take_batch(&mut staged, &map, true);
         assert_eq!(batch.replies.len(), 2, "the set and the deferred delete");
+        assert_eq!(
+            batch.decided.outcomes,
+            [vec![Outcome::Done], vec![Outcome::Done]],
+            "the delete was decided against the map with the earlier set applied"
+        );
 
         assert!(matches!(staged.take(&map, false), Taken::Unsettled));
         assert!(
@@ -740,11 +763,13 @@ mod tests {
                 group.apply_and_answer(&map);
             }
             applier.wait_idle();
-            assert!(applier.is_idle());
-            assert_eq!(second.blocking_recv().unwrap().unwrap(), [Outcome::Done]);
-            assert_eq!(third.blocking_recv().unwrap().unwrap(), [Outcome::Done]);
-            assert_eq!(map.read().get("k", now_ms()).map(|v| v.json()), Some("3"));
+            // Stopped before any assertion, so that a failing one fails the
+            // test instead of leaving the scope waiting for the thread.
             applier.stop();
         });
+        assert!(applier.is_idle());
+        assert_eq!(second.blocking_recv().unwrap().unwrap(), [Outcome::Done]);
+        assert_eq!(third.blocking_recv().unwrap().unwrap(), [Outcome::Done]);
+        assert_eq!(map.read().get("k", now_ms()).map(|v| v.json()), Some("3"));
     }
 }
