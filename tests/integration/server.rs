@@ -426,6 +426,86 @@ async fn failed_wal_write_is_a_5xx_and_reads_keep_working() {
     assert_eq!(client.get("x").await.unwrap(), None);
 }
 
+/// A write that fails while earlier groups are still being applied (many
+/// writers at once, so groups pipeline): every writer is told the truth.
+/// Each acknowledged write is there, before and after a restart; each
+/// refused one is not; and the log holds nothing past the file-size limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_group_among_concurrent_writers_refuses_only_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    // Slow fsyncs gather the writers into large groups, each handed to the
+    // applier while the next is written.
+    let mut server = Server::start_with_env(
+        dir.path(),
+        &["--fsync", "always"],
+        &[(kvctl::wal::TEST_SYNC_DELAY_ENV, "5")],
+    );
+    server
+        .client()
+        .put("before", &json!("ok"), None)
+        .await
+        .unwrap();
+    let limit = fs::metadata(wal(dir.path())).unwrap().len() + 40_000;
+    set_file_size_limit(server.pid(), limit);
+
+    let value = json!("v".repeat(150));
+    let writers: Vec<_> = (0..16)
+        .map(|w| {
+            let client = server.client();
+            let body = serde_json::to_vec(&json!({ "value": value })).unwrap();
+            tokio::spawn(async move {
+                let mut acked = Vec::new();
+                for i in 0..1000 {
+                    let key = format!("w{w}-{i}");
+                    let answer = client
+                        .send(Method::PUT, &format!("/kv/{key}"), Some(body.clone()))
+                        .await
+                        .unwrap();
+                    if answer.status == StatusCode::OK {
+                        acked.push(key);
+                    } else {
+                        assert!(answer.status.is_server_error(), "{answer:?}");
+                        return (acked, Some(key));
+                    }
+                }
+                (acked, None)
+            })
+        })
+        .collect();
+    let mut acked = Vec::new();
+    let mut refused = Vec::new();
+    for writer in writers {
+        let (mine, failed) = writer.await.unwrap();
+        acked.extend(mine);
+        refused.extend(failed);
+    }
+    assert_eq!(refused.len(), 16, "every writer ran into the limit");
+    assert!(!acked.is_empty(), "some writes fit under the limit");
+    assert!(fs::metadata(wal(dir.path())).unwrap().len() <= limit);
+
+    let check = |client: kvctl::client::Client| {
+        let (acked, refused, value) = (acked.clone(), refused.clone(), value.clone());
+        async move {
+            for key in &acked {
+                assert_eq!(
+                    client.get(key).await.unwrap().as_ref(),
+                    Some(&value),
+                    "{key}"
+                );
+            }
+            for key in &refused {
+                assert_eq!(client.get(key).await.unwrap(), None, "{key}");
+            }
+            assert_eq!(client.stats().await.unwrap().keys, acked.len() as u64 + 1);
+        }
+    };
+    check(server.client()).await;
+    set_file_size_limit(server.pid(), libc::RLIM_INFINITY);
+    server.kill9();
+    server.restart();
+    check(server.client()).await;
+}
+
 fn set_file_size_limit(pid: u32, bytes: u64) {
     let limit = libc::rlimit {
         rlim_cur: bytes,
