@@ -11,10 +11,15 @@ use crate::wal::{ScanError, WalError};
 
 /// Runs the server until SIGTERM or Ctrl-C.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    // At least two workers: a request that flushes the log on the spot
-    // holds its worker for an fsync, and readers and request timeouts must
-    // go on meanwhile even on a one-core machine.
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+    // As many workers as tokio would start (TOKIO_WORKER_THREADS, else one
+    // per core), but at least two: a request that flushes the log on the
+    // spot holds its worker for an fsync, and readers and request timeouts
+    // must go on meanwhile even on a one-core machine.
+    let wanted = std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()));
+    let workers = wanted.unwrap_or(2).max(2);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()
