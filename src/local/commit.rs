@@ -43,9 +43,9 @@
 //! ago have sent their next requests, which are received but not yet
 //! staged: waiting for them makes the next group whole, where starting the
 //! fsync at once would cover a fraction of it and leave the rest a whole
-//! fsync behind. Each fsync costs tens of microseconds of kernel CPU, so fewer,
-//! larger groups leave more CPU to the requests themselves; the figures are
-//! in `bench/results/durable-writes.md`.
+//! fsync behind. Each fsync costs tens of microseconds of kernel CPU, so
+//! fewer, larger groups leave more CPU to the requests themselves; the
+//! figures are in `bench/results/durable-writes.md`.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

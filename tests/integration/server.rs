@@ -483,27 +483,32 @@ async fn a_failed_group_among_concurrent_writers_refuses_only_its_own() {
     assert!(!acked.is_empty(), "some writes fit under the limit");
     assert!(fs::metadata(wal(dir.path())).unwrap().len() <= limit);
 
-    let check = |client: kvctl::client::Client| {
-        let (acked, refused, value) = (acked.clone(), refused.clone(), value.clone());
-        async move {
-            for key in &acked {
-                assert_eq!(
-                    client.get(key).await.unwrap().as_ref(),
-                    Some(&value),
-                    "{key}"
-                );
-            }
-            for key in &refused {
-                assert_eq!(client.get(key).await.unwrap(), None, "{key}");
-            }
-            assert_eq!(client.stats().await.unwrap().keys, acked.len() as u64 + 1);
-        }
-    };
-    check(server.client()).await;
+    check_acked_and_refused(&server.client(), &acked, &refused, &value).await;
     set_file_size_limit(server.pid(), libc::RLIM_INFINITY);
     server.kill9();
     server.restart();
-    check(server.client()).await;
+    check_acked_and_refused(&server.client(), &acked, &refused, &value).await;
+}
+
+/// Checks that every acknowledged key holds `value`, that no refused key
+/// exists, and that nothing else does but the key "before".
+async fn check_acked_and_refused(
+    client: &kvctl::client::Client,
+    acked: &[String],
+    refused: &[String],
+    value: &Value,
+) {
+    for key in acked {
+        assert_eq!(
+            client.get(key).await.unwrap().as_ref(),
+            Some(value),
+            "{key}"
+        );
+    }
+    for key in refused {
+        assert_eq!(client.get(key).await.unwrap(), None, "{key}");
+    }
+    assert_eq!(client.stats().await.unwrap().keys, acked.len() as u64 + 1);
 }
 
 fn set_file_size_limit(pid: u32, bytes: u64) {
